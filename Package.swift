@@ -1,0 +1,78 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Every target: Swift 6 language mode with the upcoming features STYLE.md asks for.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "receivablesd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "receivablesd", targets: ["receivablesd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // C libraries, found with pkg-config, installed by `make deps` (apt).
+        .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
+        .target(name: "CAmqpShim", dependencies: ["CRabbitMQ"]),
+        .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+
+        // Pure domain: money, invoices, allocation, journal. Standard library only.
+        .target(name: "ARDomain", swiftSettings: strict),
+        // CloudEvents envelope, JSON, JSON Schema validation, typed commands and events.
+        .target(name: "ARContract", dependencies: ["ARDomain"], swiftSettings: strict),
+        // camt.053/054, BAI2, MT940 → normalised bank entries.
+        .target(name: "BankFormats", dependencies: ["ARDomain", "CLibXML2"], swiftSettings: strict),
+
+        // I/O edges.
+        .target(name: "AMQPClient", dependencies: ["CRabbitMQ", "CAmqpShim"], swiftSettings: strict),
+        .target(name: "PostgresClient", dependencies: ["CLibpq"], swiftSettings: strict),
+        .target(name: "Store", dependencies: ["PostgresClient", "ARDomain", "ARContract"], swiftSettings: strict),
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "ARDomain", "ARContract", "AMQPClient", "PostgresClient", "Store",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "receivablesd",
+            dependencies: [
+                "Daemon", "BankFormats", "Store", "ARContract",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(
+            name: "ARDomainTests",
+            dependencies: ["ARDomain", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ARContractTests",
+            dependencies: ["ARContract", "ARDomain"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BankFormatsTests",
+            dependencies: ["BankFormats", "ARDomain", .product(name: "PropertyBased", package: "swift-property-based")],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Daemon", "Store", "ARContract", "AMQPClient", "PostgresClient"],
+            swiftSettings: strict
+        ),
+    ]
+)
