@@ -1,0 +1,560 @@
+import ARDomain
+
+/// SWIFT MT940 customer statements (and MT942 interim reports, same tags) → entries.
+///
+/// Liberal in layout: `{1:…}{2:…}{4:` block headers or bare tag files, several messages per file, `-`
+/// or `-}` message ends, CRLF/LF, trailing blanks, header lines before the first tag. Strict in money:
+/// every amount must fit its currency, and `:60F/M:` + credits − debits must equal `:62F/M:` (for
+/// MT942, the `:90D:`/`:90C:` counts and sums when present).
+final class MT940Parser: BankChunkParser {
+    private let limits: BankParseLimits
+    private let sink: BankEventSink
+    private var splitter: LineSplitter
+    private var identity = EntryIdentity()
+
+    /// The field being read: its tag, first line number and lines (continuations appended).
+    private var fieldTag: String?
+    private var fieldLine = 0
+    private var fieldLines: [ArraySlice<UInt8>] = []
+    private var fieldBytes = 0
+
+    private var statement: StatementInProgress?
+    /// A `:61:` waiting for the `:86:` that may follow it.
+    private var pendingEntry: (entry: BankEntry, customerReference: String?, line: Int)?
+    private var sawAnyTag = false
+
+    private struct StatementInProgress {
+        var statementID: String?
+        var account: String?
+        var sequence: String?
+        var currency: Currency?
+        var opening: BankBalance?
+        var closing: BankBalance?
+        var runningMinorUnits: Int64 = 0
+        var creditCount = 0
+        var creditMinorUnits: Int64 = 0
+        var debitCount = 0
+        var debitMinorUnits: Int64 = 0
+        var entryCount = 0
+        var startLine: Int
+    }
+
+    init(limits: BankParseLimits, sink: BankEventSink) {
+        self.limits = limits
+        self.sink = sink
+        self.splitter = LineSplitter(maximumLineBytes: limits.maximumLineBytes, format: .mt940)
+    }
+
+    func feed(_ chunk: UnsafeRawBufferPointer) throws(BankFormatError) {
+        try splitter.feed(chunk) { (line, number) throws(BankFormatError) in try self.handleLine(line, number) }
+    }
+
+    func finish() throws(BankFormatError) {
+        try splitter.finish { (line, number) throws(BankFormatError) in try self.handleLine(line, number) }
+        try endMessage(line: splitter.lineNumber)
+        guard sawAnyTag else { throw error(.file, "no MT940 fields found") }
+    }
+
+    private func error(_ position: BankPosition, _ message: String) -> BankFormatError {
+        BankFormatError(format: .mt940, position: position, message: message)
+    }
+
+    // MARK: Lines and fields
+
+    private func handleLine(_ rawLine: ArraySlice<UInt8>, _ number: Int) throws(BankFormatError) {
+        var line = rawLine
+        // Block headers: "{1:F01…}{2:O940…}{4:" possibly followed by the first tag on the same line.
+        if line.first == UInt8(ascii: "{") {
+            if let blockFour = find(Array("{4:".utf8), in: line) {
+                line = line[(blockFour + 3)...]
+                if line.isEmpty { return }
+            } else {
+                return  // "{5:{CHK:…}}" trailers and other blocks carry no statement data
+            }
+        }
+        if line.first == UInt8(ascii: "-"), line.count == 1 || line[line.startIndex + 1] == UInt8(ascii: "}") {
+            try endMessage(line: number)
+            return
+        }
+        if line.isEmpty { return }
+        if let (tag, valueStart) = tagOf(line) {
+            try flushField()
+            fieldTag = tag
+            fieldLine = number
+            fieldLines = [line[valueStart...]]
+            fieldBytes = line.count
+            sawAnyTag = true
+            return
+        }
+        guard fieldTag != nil else {
+            if statement == nil { return }  // bank-specific header lines before the first tag
+            throw error(.line(number), "text outside any field")
+        }
+        fieldBytes += line.count
+        guard fieldBytes <= limits.maximumFieldBytes else {
+            throw error(.line(number), "field :\(fieldTag ?? ""): longer than \(limits.maximumFieldBytes) bytes")
+        }
+        fieldLines.append(line)
+    }
+
+    /// `:NN:` or `:NNa:` at the start of a line: the tag and where its value begins.
+    private func tagOf(_ line: ArraySlice<UInt8>) -> (String, Int)? {
+        let start = line.startIndex
+        guard line.count >= 4, line[start] == UInt8(ascii: ":"), isDigit(line[start + 1]), isDigit(line[start + 2]) else {
+            return nil
+        }
+        if line[start + 3] == UInt8(ascii: ":") {
+            return (String(decoding: line[(start + 1)...(start + 2)], as: UTF8.self), start + 4)
+        }
+        if line.count >= 5, isUpperLetter(line[start + 3]), line[start + 4] == UInt8(ascii: ":") {
+            return (String(decoding: line[(start + 1)...(start + 3)], as: UTF8.self), start + 5)
+        }
+        return nil
+    }
+
+    private func flushField() throws(BankFormatError) {
+        guard let tag = fieldTag else { return }
+        fieldTag = nil
+        let lines = fieldLines
+        fieldLines = []
+        try handleField(tag: tag, lines: lines, line: fieldLine)
+    }
+
+    private func endMessage(line: Int) throws(BankFormatError) {
+        try flushField()
+        try completeStatement(line: line)
+    }
+
+    // MARK: Fields
+
+    private func handleField(tag: String, lines: [ArraySlice<UInt8>], line: Int) throws(BankFormatError) {
+        let firstLine = lines.first ?? []
+        let text = { BankTextDecoding.decode(firstLine).trimmingBlanks() }
+        switch tag {
+        case "20":
+            try completeStatement(line: line)
+            statement = StatementInProgress(startLine: line)
+            statement?.statementID = text().isEmpty ? nil : text()
+            identity.statementBegan()
+        case "25", "25P":
+            try requireStatement(tag, line)
+            statement?.account = text()
+        case "28", "28C":
+            try requireStatement(tag, line)
+            statement?.sequence = text()
+        case "60F", "60M":
+            let balance = try parseBalance(firstLine, line: line, tag: tag)
+            try requireStatement(tag, line)
+            statement?.opening = balance
+            statement?.currency = balance.amount.currency
+        case "34F":
+            // MT942 floor limit "EURD0," or "EUR0,": the statement currency.
+            let currencyCode = BankTextDecoding.decode(firstLine.prefix(3))
+            guard let currency = Currency(code: currencyCode) else {
+                throw error(.line(line), ":34F: unknown currency \(currencyCode)")
+            }
+            if try requireStatement(tag, line).currency == nil { statement?.currency = currency }
+        case "61":
+            try flushPendingEntry()
+            try parseStatementLine(lines, line: line)
+        case "86":
+            if pendingEntry != nil {
+                applyInformation(lines)
+                try flushPendingEntry()
+            }
+            // an :86: after :62: is information for the account owner, not about an entry
+        case "62F", "62M":
+            try flushPendingEntry()
+            let balance = try parseBalance(firstLine, line: line, tag: tag)
+            guard var current = statement else { throw error(.line(line), ":\(tag): before :20:") }
+            guard let opening = current.opening else { throw error(.line(line), ":\(tag): without :60F: or :60M:") }
+            guard balance.amount.currency == opening.amount.currency else {
+                throw error(.line(line), ":\(tag): currency \(balance.amount.currency) differs from the opening balance's \(opening.amount.currency)")
+            }
+            let (expected, overflow) = opening.amount.minorUnits.addingReportingOverflow(current.runningMinorUnits)
+            guard !overflow, expected == balance.amount.minorUnits else {
+                let computed = Money.format(minorUnits: expected, digits: opening.amount.currency.minorUnitDigits)
+                throw error(
+                    .line(line),
+                    "closing balance \(balance.amount) does not equal opening balance \(opening.amount) plus entries (\(computed))")
+            }
+            current.closing = balance
+            statement = current
+        case "90D", "90C":
+            try checkMT942Totals(firstLine, tag: tag, line: line)
+        default:
+            break  // :21:, :13D:, :64:, :65:, bank-specific tags: nothing a receivables ledger needs
+        }
+    }
+
+    @discardableResult
+    private func requireStatement(_ tag: String, _ line: Int) throws(BankFormatError) -> StatementInProgress {
+        guard let statement else { throw error(.line(line), ":\(tag): before :20:") }
+        return statement
+    }
+
+    private func completeStatement(line: Int) throws(BankFormatError) {
+        try flushPendingEntry()
+        guard let current = statement else { return }
+        statement = nil
+        guard let account = current.account else { throw error(.line(current.startLine), "statement without :25: account") }
+        guard let currency = current.currency else {
+            throw error(.line(current.startLine), "statement without :60F:/:60M: opening balance (or MT942 :34F:)")
+        }
+        if current.opening != nil, current.closing == nil {
+            throw error(.line(line), "statement without :62F:/:62M: closing balance")
+        }
+        sink.statementCompleted(
+            BankStatement(
+                format: .mt940, statementID: current.statementID, sequenceNumber: current.sequence, account: account,
+                currency: currency, openingBalance: current.opening, closingBalance: current.closing, entries: [],
+                entryCount: current.entryCount))
+    }
+
+    /// `C230101EUR1234,56` (also `:62F:`): mark, date, currency, amount.
+    private func parseBalance(_ value: ArraySlice<UInt8>, line: Int, tag: String) throws(BankFormatError) -> BankBalance {
+        let bytes = Array(value)
+        guard bytes.count >= 11, bytes[0] == UInt8(ascii: "C") || bytes[0] == UInt8(ascii: "D") else {
+            throw error(.line(line), ":\(tag): balance must start with C or D, a date and a currency")
+        }
+        guard let date = BankDateParsing.yymmdd(bytes[1..<7]) else { throw error(.line(line), ":\(tag): invalid date") }
+        let code = String(decoding: bytes[7..<10], as: UTF8.self)
+        guard let currency = Currency(code: code) else { throw error(.line(line), ":\(tag): unknown currency \(code)") }
+        let minorUnits: Int64
+        do {
+            minorUnits = try BankAmount.parseDecimal(bytes[10...], separator: UInt8(ascii: ","), currency: currency)
+        } catch {
+            throw self.error(.line(line), ":\(tag): \(error.message)")
+        }
+        let signed = bytes[0] == UInt8(ascii: "D") ? -minorUnits : minorUnits
+        return BankBalance(amount: Money(minorUnits: signed, currency: currency), date: date)
+    }
+
+    /// `:61:` value date, [entry date], mark, [funds code], amount, type, customer ref, [//bank ref],
+    /// [newline supplementary details].
+    private func parseStatementLine(_ lines: [ArraySlice<UInt8>], line: Int) throws(BankFormatError) {
+        guard let current = statement else { throw error(.line(line), ":61: before :20:") }
+        guard let currency = current.currency else { throw error(.line(line), ":61: before the :60F: opening balance") }
+        let bytes = Array(lines[0])
+        var index = 0
+        func fail(_ message: String) -> BankFormatError { error(.line(line), ":61: \(message)") }
+        guard bytes.count >= 6, let valueDate = BankDateParsing.yymmdd(bytes[0..<6]) else { throw fail("invalid value date") }
+        index = 6
+        var bookingDate: BankDate? = valueDate
+        if bytes.count >= index + 4, bytes[index..<(index + 4)].allSatisfy(isDigit) {
+            let month = Int(bytes[index] - 0x30) * 10 + Int(bytes[index + 1] - 0x30)
+            let day = Int(bytes[index + 2] - 0x30) * 10 + Int(bytes[index + 3] - 0x30)
+            var year = valueDate.year
+            if valueDate.month == 12 && month == 1 { year += 1 }
+            if valueDate.month == 1 && month == 12 { year -= 1 }
+            guard let entryDate = BankDate(year: year, month: month, day: day) else { throw fail("invalid entry date") }
+            bookingDate = entryDate
+            index += 4
+        } else if bytes.count >= index + 4, bytes[index..<(index + 4)].allSatisfy({ $0 == 0x20 }) {
+            index += 4
+        }
+        guard index < bytes.count else { throw fail("missing debit/credit mark") }
+        var creditDebit: CreditDebit
+        var reversal = false
+        switch bytes[index] {
+        case UInt8(ascii: "C"): creditDebit = .credit; index += 1
+        case UInt8(ascii: "D"): creditDebit = .debit; index += 1
+        case UInt8(ascii: "R") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "C"):
+            creditDebit = .debit; reversal = true; index += 2  // reversal of a credit: money leaves
+        case UInt8(ascii: "R") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "D"):
+            creditDebit = .credit; reversal = true; index += 2  // reversal of a debit: money comes back
+        case UInt8(ascii: "E") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "C"):
+            creditDebit = .credit; index += 2  // MT942 expected credit
+        case UInt8(ascii: "E") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "D"):
+            creditDebit = .debit; index += 2
+        default: throw fail("debit/credit mark must be C, D, RC or RD")
+        }
+        if index < bytes.count, isUpperLetter(bytes[index]) { index += 1 }  // funds code
+        if index < bytes.count, bytes[index] == 0x20 { index += 1 }
+        let amountStart = index
+        while index < bytes.count, isDigit(bytes[index]) || bytes[index] == UInt8(ascii: ",") { index += 1 }
+        guard index > amountStart else { throw fail("missing amount") }
+        guard bytes[amountStart..<index].contains(UInt8(ascii: ",")) else { throw fail("amount without decimal comma") }
+        let minorUnits: Int64
+        do {
+            minorUnits = try BankAmount.parseDecimal(bytes[amountStart..<index], separator: UInt8(ascii: ","), currency: currency)
+        } catch {
+            throw fail(error.message)
+        }
+        var transactionType: String?
+        if index + 4 <= bytes.count, isUpperLetter(bytes[index]),
+            bytes[(index + 1)..<(index + 4)].allSatisfy({ isUpperLetter($0) || isDigit($0) || $0 == 0x20 })
+        {
+            transactionType = String(decoding: bytes[index..<(index + 4)], as: UTF8.self).trimmingBlanks()
+            index += 4
+        }
+        let rest = bytes[index...]
+        var customerReference: String
+        let bankReference: String?
+        if let separator = find(Array("//".utf8), in: rest) {
+            customerReference = BankTextDecoding.decode(rest[index..<separator]).trimmingBlanks()
+            bankReference = BankTextDecoding.trimmedOrNil(BankTextDecoding.decode(rest[(separator + 2)...]))
+        } else {
+            customerReference = BankTextDecoding.decode(rest).trimmingBlanks()
+            bankReference = nil
+        }
+        let supplementary = lines.dropFirst().map { BankTextDecoding.decode($0).trimmingBlanks() }.joined(separator: " ")
+
+        let amount = Money(minorUnits: minorUnits, currency: currency)
+        let signed = creditDebit == .credit ? minorUnits : -minorUnits
+        var updated = current
+        let (running, overflow) = updated.runningMinorUnits.addingReportingOverflow(signed)
+        guard !overflow else { throw fail("entries overflow the running balance") }
+        updated.runningMinorUnits = running
+        if creditDebit == .credit {
+            updated.creditCount += 1
+            updated.creditMinorUnits += minorUnits
+        } else {
+            updated.debitCount += 1
+            updated.debitMinorUnits += minorUnits
+        }
+        updated.entryCount += 1
+        statement = updated
+
+        let reference = bankReference.flatMap { $0.uppercased() == "NONREF" ? nil : $0 }
+        let details = BankTransactionDetails(
+            amount: amount, creditDebit: creditDebit, bankReference: reference,
+            remittanceInfo: supplementary.isEmpty ? nil : supplementary, bankTransactionCode: transactionType)
+        if customerReference.uppercased() == "NONREF" { customerReference = "" }
+        let entry = BankEntry(
+            entryID: reference ?? "", entryIDIsDigest: reference == nil, statementID: updated.statementID,
+            account: updated.account ?? "", creditDebit: creditDebit, amount: amount, reversal: reversal,
+            bookingDate: bookingDate, valueDate: valueDate, remittanceInfo: supplementary.isEmpty ? nil : supplementary,
+            bankTransactionCode: transactionType, transactions: [details])
+        pendingEntry = (entry, customerReference.isEmpty ? nil : customerReference, line)
+    }
+
+    private func flushPendingEntry() throws(BankFormatError) {
+        guard let pending = pendingEntry else { return }
+        pendingEntry = nil
+        var entry = pending.entry
+        let customerReference = pending.customerReference
+        if entry.structuredReference == nil, let text = entry.remittanceInfo {
+            entry.structuredReference = CreditorReference.firstRF(in: text)
+        }
+        if entry.structuredReference == nil, let customerReference, CreditorReference.isValidRF(customerReference) {
+            entry.structuredReference = customerReference
+        }
+        entry.transactions[0].structuredReference = entry.structuredReference
+        entry.transactions[0].remittanceInfo = entry.remittanceInfo
+        entry.transactions[0].endToEndID = entry.endToEndID
+        entry.transactions[0].debtorName = entry.debtorName
+        entry.transactions[0].debtorAccount = entry.debtorAccount
+        if entry.entryIDIsDigest {
+            entry.entryID = identity.digestID(
+                format: .mt940, account: entry.account, amount: entry.amount, creditDebit: entry.creditDebit,
+                bookingDate: entry.bookingDate, valueDate: entry.valueDate, transactionCode: entry.bankTransactionCode,
+                customerReference: customerReference, remittanceInfo: entry.remittanceInfo)
+        }
+        sink.entryFound(entry)
+    }
+
+    // MARK: :86: information to account owner
+
+    private func applyInformation(_ lines: [ArraySlice<UInt8>]) {
+        guard let pending = pendingEntry else { return }
+        var entry = pending.entry
+        let decodedLines = lines.map { BankTextDecoding.decode($0) }
+        let joined = decodedLines.joined()
+        let information = MT940Information.parse(joined: joined, lines: decodedLines)
+        if let remittance = information.remittanceInfo { entry.remittanceInfo = remittance }
+        if let reference = information.structuredReference { entry.structuredReference = reference }
+        if let endToEnd = information.endToEndID { entry.endToEndID = endToEnd }
+        if entry.creditDebit == .credit {
+            entry.debtorName = information.counterpartyName
+            entry.debtorAccount = information.counterpartyAccount
+        } else {
+            entry.transactions[0].creditorName = information.counterpartyName
+            entry.transactions[0].creditorAccount = information.counterpartyAccount
+        }
+        if let code = information.transactionCode {
+            entry.bankTransactionCode = (entry.bankTransactionCode.map { $0 + "/" } ?? "") + code
+            entry.transactions[0].bankTransactionCode = entry.bankTransactionCode
+        }
+        pendingEntry = (entry, pending.customerReference, pending.line)
+    }
+
+    /// MT942 `:90D:`/`:90C:` "5EUR1234,56": number and sum of debit/credit entries.
+    private func checkMT942Totals(_ value: ArraySlice<UInt8>, tag: String, line: Int) throws(BankFormatError) {
+        try flushPendingEntry()
+        guard let current = statement, let currency = current.currency else { return }
+        let bytes = Array(value)
+        var index = 0
+        while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+        guard index > 0, index + 3 <= bytes.count, let count = BankDateParsing.number(bytes[0..<index]) else {
+            throw error(.line(line), ":\(tag): expected number of entries, currency and sum")
+        }
+        let code = String(decoding: bytes[index..<(index + 3)], as: UTF8.self)
+        guard code == currency.code else { throw error(.line(line), ":\(tag): currency \(code) is not the statement's \(currency)") }
+        let sum: Int64
+        do {
+            sum = try BankAmount.parseDecimal(bytes[(index + 3)...], separator: UInt8(ascii: ","), currency: currency)
+        } catch {
+            throw self.error(.line(line), ":\(tag): \(error.message)")
+        }
+        let (expectedCount, expectedSum) = tag == "90D"
+            ? (current.debitCount, current.debitMinorUnits) : (current.creditCount, current.creditMinorUnits)
+        guard count == expectedCount, sum == expectedSum else {
+            throw error(
+                .line(line),
+                ":\(tag): \(count) entries totalling \(Money.format(minorUnits: sum, digits: currency.minorUnitDigits)) declared, \(expectedCount) totalling \(Money.format(minorUnits: expectedSum, digits: currency.minorUnitDigits)) found")
+        }
+    }
+}
+
+/// The content of an `:86:` field, in the dialects banks use.
+struct MT940Information {
+    var remittanceInfo: String?
+    var structuredReference: String?
+    var endToEndID: String?
+    var counterpartyName: String?
+    var counterpartyAccount: String?
+    /// German "Geschäftsvorfallcode" (GVC), the 3 digits before the first `?` sub-field.
+    var transactionCode: String?
+
+    /// Dialects, tried in this order:
+    /// 1. German DFÜ/SEPA (`166?00GUTSCHRIFT?20EREF+…?21SVWZ+…?32NAME`): sub-fields `?NN`, lines
+    ///    joined without separator (sub-fields are cut at fixed widths). Remittance is `?20`–`?29` and
+    ///    `?60`–`?63` joined, reduced to the `SVWZ+` part when present; `EREF+` is the end-to-end id.
+    /// 2. Keyword style (`/EREF/…/REMI/…/NAME/…/IBAN/…`): lines joined without separator.
+    /// 3. Free text: lines joined with a single space.
+    static func parse(joined: String, lines: [String]) -> MT940Information {
+        let bytes = Array(joined.utf8)
+        if bytes.count >= 4, bytes[0..<3].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), !isAlnum(bytes[3]) {
+            return parseSubfields(bytes, separator: bytes[3])
+        }
+        if bytes.first == UInt8(ascii: "/"), let keyed = parseKeywords(joined) { return keyed }
+        var information = MT940Information()
+        let text = lines.map { $0.trimmingBlanks() }.filter { !$0.isEmpty }.joined(separator: " ")
+        information.remittanceInfo = text.isEmpty ? nil : text
+        information.structuredReference = CreditorReference.firstRF(in: text)
+        return information
+    }
+
+    private static func isAlnum(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+    }
+
+    private static func parseSubfields(_ bytes: [UInt8], separator: UInt8) -> MT940Information {
+        var information = MT940Information()
+        information.transactionCode = String(decoding: bytes[0..<3], as: UTF8.self)
+        var subfields: [(key: Int, value: String)] = []
+        var index = 3
+        while index < bytes.count {
+            guard bytes[index] == separator, index + 2 < bytes.count,
+                let key = BankDateParsing.number(bytes[(index + 1)...(index + 2)])
+            else { index += 1; continue }
+            var end = index + 3
+            while end < bytes.count {
+                if bytes[end] == separator, end + 2 < bytes.count, BankDateParsing.number(bytes[(end + 1)...(end + 2)]) != nil { break }
+                end += 1
+            }
+            subfields.append((key, String(decoding: bytes[(index + 3)..<end], as: UTF8.self)))
+            index = end
+        }
+        let remittanceParts = subfields.filter { (20...29).contains($0.key) || (60...63).contains($0.key) }.map(\.value)
+        let remittance = remittanceParts.joined()
+        let sepaKeys = ["EREF+", "KREF+", "MREF+", "CRED+", "DEBT+", "SVWZ+", "ABWA+", "ABWE+", "IBAN+", "BIC+", "COAM+", "OAMT+"]
+        let keyed = splitKeyed(remittance, keys: sepaKeys)
+        if let svwz = keyed["SVWZ+"] {
+            information.remittanceInfo = BankTextDecoding.trimmedOrNil(svwz)
+        } else {
+            information.remittanceInfo = BankTextDecoding.trimmedOrNil(remittance)
+        }
+        if let eref = keyed["EREF+"].flatMap(BankTextDecoding.trimmedOrNil), eref.uppercased() != "NOTPROVIDED" {
+            information.endToEndID = eref
+        }
+        let name = subfields.filter { $0.key == 32 || $0.key == 33 }.map(\.value).joined()
+        information.counterpartyName = BankTextDecoding.trimmedOrNil(name)
+        information.counterpartyAccount = subfields.first { $0.key == 31 }.flatMap { BankTextDecoding.trimmedOrNil($0.value) }
+        information.structuredReference = CreditorReference.firstRF(in: remittance)
+        return information
+    }
+
+    /// Splits "EREF+123 SVWZ+Invoice 7" at the given keys (first occurrence of each key wins).
+    static func splitKeyed(_ text: String, keys: [String]) -> [String: String] {
+        let bytes = Array(text.utf8)
+        var positions: [(key: String, start: Int, valueStart: Int)] = []
+        for key in keys {
+            if let start = find(Array(key.utf8), in: bytes[...]) { positions.append((key, start, start + key.utf8.count)) }
+        }
+        positions.sort { $0.start < $1.start }
+        var result: [String: String] = [:]
+        for (offset, position) in positions.enumerated() {
+            let end = offset + 1 < positions.count ? positions[offset + 1].start : bytes.count
+            if position.valueStart <= end { result[position.key] = String(decoding: bytes[position.valueStart..<end], as: UTF8.self) }
+        }
+        return result
+    }
+
+    private static let keywords: Set<String> = [
+        "EREF", "REMI", "ORDP", "BENM", "NAME", "IBAN", "BIC", "TRTP", "CSID", "MARF", "PREF", "RTRN", "ISDT", "ID",
+        "ADDR", "CNTP", "ULTC", "ULTD", "ULTB", "PURP", "SVWZ", "ABWA", "CDTRREF", "CDTRREFTP", "OCMT", "ACCW", "BUSP",
+        "EXCH", "CHGS", "FX", "TXCD", "CD", "ISSR",
+    ]
+
+    /// `/KEY/value/KEY/value…` where KEY is one of the known keywords (values may contain "/").
+    private static func parseKeywords(_ text: String) -> MT940Information? {
+        var parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        if parts.last?.trimmingBlanks().isEmpty == true { parts.removeLast() }
+        var fields: [(key: String, value: String, pieces: Int)] = []
+        for part in parts.dropFirst() {
+            if keywords.contains(part.trimmingBlanks()) {
+                fields.append((part.trimmingBlanks(), "", 0))
+            } else if !fields.isEmpty {
+                let last = fields.count - 1
+                fields[last].value += (fields[last].pieces == 0 ? "" : "/") + part
+                fields[last].pieces += 1
+            }
+        }
+        guard !fields.isEmpty else { return nil }
+        var information = MT940Information()
+        func value(_ key: String) -> String? {
+            fields.first { $0.key == key }.flatMap { BankTextDecoding.trimmedOrNil($0.value) }
+        }
+        if var remittance = value("REMI") {
+            for prefix in ["USTD//", "USTD/", "STRD/CUR//", "STRD/CUR/", "STRD/ISO//", "STRD/ISO/", "STRD//", "STRD/"] where remittance.hasPrefix(prefix) {
+                let rest = String(remittance.dropFirst(prefix.count))
+                if prefix.hasPrefix("STRD") { information.structuredReference = BankTextDecoding.trimmedOrNil(rest) }
+                remittance = rest
+                break
+            }
+            information.remittanceInfo = BankTextDecoding.trimmedOrNil(remittance)
+        } else if let remittance = value("SVWZ") {
+            information.remittanceInfo = remittance
+        }
+        if let reference = value("CDTRREF") { information.structuredReference = reference }
+        if information.structuredReference == nil, let remittance = information.remittanceInfo {
+            information.structuredReference = CreditorReference.firstRF(in: remittance)
+        }
+        if let eref = value("EREF"), eref.uppercased() != "NOTPROVIDED" { information.endToEndID = eref }
+        if let counterparty = value("CNTP") {
+            // ING: /CNTP/account/BIC/name/city/
+            let pieces = counterparty.split(separator: "/", omittingEmptySubsequences: false).map { String($0).trimmingBlanks() }
+            information.counterpartyAccount = pieces.first.flatMap { $0.isEmpty ? nil : $0 }
+            information.counterpartyName = pieces.count > 2 && !pieces[2].isEmpty ? pieces[2] : nil
+        }
+        if let name = value("NAME") { information.counterpartyName = name }
+        if let iban = value("IBAN") { information.counterpartyAccount = iban }
+        return information
+    }
+}
+
+private func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+private func isUpperLetter(_ byte: UInt8) -> Bool { byte >= 0x41 && byte <= 0x5A }
+
+/// Index of the first occurrence of `needle` in `haystack`.
+func find(_ needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
+    guard !needle.isEmpty, haystack.count >= needle.count else { return nil }
+    var index = haystack.startIndex
+    while index + needle.count <= haystack.endIndex {
+        if haystack[index] == needle[0], haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
+        index += 1
+    }
+    return nil
+}
