@@ -1,5 +1,5 @@
 import ARDomain
-import CLibXML2
+internal import CLibXML2
 
 /// ISO 20022 camt.053 (statements) and camt.054 (debit/credit notifications) → entries, through the
 /// libxml2 SAX2 push parser (ENVIRONMENT.md: twice the speed of xmlTextReader, memory bounded).

@@ -515,7 +515,12 @@ struct MT940Information {
         guard !fields.isEmpty else { return nil }
         var information = MT940Information()
         func value(_ key: String) -> String? {
-            fields.first { $0.key == key }.flatMap { BankTextDecoding.trimmedOrNil($0.value) }
+            // "//" before the next keyword leaves a "/" at the end of the value
+            fields.first { $0.key == key }.flatMap { field in
+                var value = Substring(field.value)
+                while value.hasSuffix("/") { value = value.dropLast() }
+                return BankTextDecoding.trimmedOrNil(String(value))
+            }
         }
         if var remittance = value("REMI") {
             for prefix in ["USTD//", "USTD/", "STRD/CUR//", "STRD/CUR/", "STRD/ISO//", "STRD/ISO/", "STRD//", "STRD/"] where remittance.hasPrefix(prefix) {
