@@ -35,7 +35,7 @@ let package = Package(
         // I/O edges.
         .target(name: "AMQPClient", dependencies: ["CRabbitMQ", "CAmqpShim"], swiftSettings: strict),
         .target(name: "PostgresClient", dependencies: ["CLibpq"], swiftSettings: strict),
-        .target(name: "Store", dependencies: ["PostgresClient", "ARDomain", "ARContract"], swiftSettings: strict),
+        .target(name: "Store", dependencies: ["PostgresClient", "ARDomain"], swiftSettings: strict),
         .target(
             name: "Daemon",
             dependencies: [

@@ -1,0 +1,69 @@
+import AMQPClient
+import PostgresClient
+
+/// Names of the broker objects (SPEC section 2: defaults; all configurable).
+public struct TopologyNames: Sendable, Equatable {
+    public var inboundExchange = "ar.inbound"
+    public var eventsExchange = "ar.events"
+    public var deadLetterExchange = "ar.dead-letter"
+    public var workQueue = "ar.inbound.work"
+    public var deadLetterQueue = "ar.dead-letter"
+    /// quorum (default: replicated, delivery limit dead-letters a poison message) or classic.
+    public var workQueueType = "quorum"
+    /// Deliveries of one message before the broker dead-letters it as poison (quorum only).
+    public var deliveryLimit = 20
+
+    public init() {}
+}
+
+/// Which AMQP users may publish which inbound types (SPEC section 2, "Publishers are
+/// authenticated by the broker"). A pattern is a type or a prefix ending in `.*`.
+public struct PublisherPolicy: Sendable, Equatable {
+    public var allowed: [String: [String]]
+
+    public init(allowed: [String: [String]]) { self.allowed = allowed }
+
+    public static let standard = PublisherPolicy(allowed: [
+        "billing": ["customer.upserted", "invoice.*", "credit_note.issued"],
+        "gateway": ["payment.*"],
+        "bank": ["bank.*"],
+        "portal": ["account.summary.requested", "statement.requested", "payment_history.requested", "dispute.*", "promise_to_pay.recorded"],
+        "arteam": ["reconciliation.resolved", "dispute.*", "promise_to_pay.recorded"],
+    ])
+
+    public func permits(user: String?, type: String) -> Bool {
+        guard let user, let patterns = allowed[user] else { return false }
+        return patterns.contains { pattern in
+            if pattern == "*" { return true }
+            if pattern.hasSuffix(".*") { return type.hasPrefix(String(pattern.dropLast(1))) }
+            return pattern == type
+        }
+    }
+}
+
+/// Everything `receivablesd serve` needs, after defaults, file, environment and credentials.
+public struct DaemonConfiguration: Sendable {
+    public var database: PostgresConfiguration
+    public var broker: AMQPConfiguration
+    public var topology = TopologyNames()
+    public var publishers = PublisherPolicy.standard
+    /// CloudEvents `source` of everything we publish.
+    public var eventSource = "receivablesd"
+    public var consumers = 1
+    public var prefetch: UInt16 = 64
+    /// Messages applied per database transaction (the batching seam; 1 = one per transaction).
+    public var batchSize = 32
+    public var maximumBodyBytes = 1_048_576
+    public var maximumJSONDepth = 32
+    /// How long a message may wait for what it needs before it is dead-lettered (SPEC section 7).
+    public var holdSeconds: Int64 = 7 * 24 * 3600
+    public var housekeepingIntervalSeconds = 5
+    public var outboxBatchSize = 256
+    public var httpPort: Int?
+    public var logLevel = "info"
+
+    public init(database: PostgresConfiguration, broker: AMQPConfiguration) {
+        self.database = database
+        self.broker = broker
+    }
+}

@@ -1,0 +1,217 @@
+import AMQPClient
+import ARContract
+import ARDomain
+import Logging
+import PostgresClient
+import Store
+
+/// What became of one delivery.
+enum Disposition: Equatable {
+    case applied
+    case duplicate
+    case held(waitingFor: String)
+    case rejected(RejectionCode)
+    case replied
+}
+
+/// The one seam every inbound message passes: decode → apply → commit (the caller acks).
+///
+/// A batch is applied in ONE transaction, each message inside its own savepoint, so a
+/// rejected message rolls back alone and is dead-lettered while the others commit. A transient
+/// database error fails the whole batch (nothing acked, all redelivered, the inbox makes the
+/// replay exact); a deadlock with another instance retries the batch.
+struct MessagePipeline {
+    let configuration: DaemonConfiguration
+    let logger: Logger
+
+    static let inboundTypes = [
+        "customer.upserted", "invoice.issued", "invoice.adjusted", "invoice.voided", "invoice.written_off",
+        "credit_note.issued", "payment.succeeded", "payment.pending", "payment.failed", "payment.refunded",
+        "payment.reversed", "bank.credit.received", "bank.statement.received", "dispute.opened", "dispute.resolved",
+        "promise_to_pay.recorded", "reconciliation.resolved", "account.summary.requested", "statement.requested",
+        "payment_history.requested",
+    ]
+
+    @discardableResult
+    func process(_ batch: [AMQPDelivery], store: Store) throws(PostgresError) -> [Disposition] {
+        let examined = batch.map(examine)
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let dispositions = try store.transaction { () throws -> [Disposition] in
+                    var result: [Disposition] = []
+                    for (delivery, verdict) in zip(batch, examined) {
+                        result.append(try apply(verdict, delivery: delivery, store: store))
+                    }
+                    try store.notifyOutbox()
+                    return result
+                }
+                for (delivery, disposition) in zip(batch, dispositions) { log(delivery, examined: nil, disposition) }
+                return dispositions
+            } catch let error as PostgresError where error.isRetryableConflict && attempt < 5 {
+                logger.info("batch conflicted with another instance; retrying", metadata: ["attempt": "\(attempt)"])
+                continue
+            } catch let error as PostgresError {
+                throw error
+            } catch {
+                preconditionFailure("only PostgresError escapes a batch: \(error)")
+            }
+        }
+    }
+
+    /// Either a decoded, authorised message or the reason it can never be processed.
+    enum Verdict {
+        case accepted(InboundMessage)
+        case rejected(Rejection, source: String?, eventID: String?, type: String?)
+    }
+
+    /// Pure checks that need no database: size, JSON, envelope, publisher, schema.
+    func examine(_ delivery: AMQPDelivery) -> Verdict {
+        let limits = DecodingLimits(maximumBodyBytes: configuration.maximumBodyBytes, maximumDepth: configuration.maximumJSONDepth)
+        let decoded = InboundDecoder.decode(body: delivery.body, limits: limits)
+        switch decoded {
+        case .success(let message):
+            let envelope = message.envelope
+            guard configuration.publishers.permits(user: delivery.properties.userID, type: envelope.type) else {
+                return .rejected(MessagePipeline.forbidden(delivery, type: envelope.type), source: envelope.source, eventID: envelope.id, type: envelope.type)
+            }
+            return .accepted(message)
+        case .failure(let rejection):
+            // Identify what we can for the dead-letter record; a type we can read is checked
+            // against the publisher first, so an unauthorised sender learns nothing more.
+            let hint = EnvelopeHint.read(delivery.body, maximumBytes: configuration.maximumBodyBytes)
+            if let type = hint.type, MessagePipeline.inboundTypes.contains(type),
+               !configuration.publishers.permits(user: delivery.properties.userID, type: type) {
+                return .rejected(MessagePipeline.forbidden(delivery, type: type), source: hint.source, eventID: hint.id, type: type)
+            }
+            return .rejected(rejection, source: hint.source, eventID: hint.id, type: hint.type)
+        }
+    }
+
+    static func forbidden(_ delivery: AMQPDelivery, type: String) -> Rejection {
+        if let user = delivery.properties.userID {
+            return Rejection(code: .forbiddenPublisher, detail: "publisher '\(user)' is not allowed to send \(type)")
+        }
+        return Rejection(code: .forbiddenPublisher, detail: "the message has no user_id property, so its publisher cannot be verified")
+    }
+
+    private func apply(_ verdict: Verdict, delivery: AMQPDelivery, store: Store) throws -> Disposition {
+        switch verdict {
+        case .rejected(let rejection, let source, let eventID, let type):
+            try deadLetter(delivery.body, routingKey: delivery.routingKey, properties: delivery.properties,
+                           rejection: rejection, source: source, eventID: eventID, type: type, store: store)
+            return .rejected(rejection.code)
+        case .accepted(let message):
+            let context = HandlerContext(message: message, delivery: Received(delivery), store: store, configuration: configuration)
+            do {
+                return try store.transaction { try CommandHandlers.handle(context) }
+            } catch let rejection as Rejection {
+                try deadLetter(delivery.body, routingKey: delivery.routingKey, properties: delivery.properties, rejection: rejection,
+                               source: message.envelope.source, eventID: message.envelope.id, type: message.envelope.type, store: store)
+                // No inbox key is kept for a rejection: the publisher may send a corrected
+                // message under the same id, and a replay after a fix must be applied.
+                return .rejected(rejection.code)
+            }
+        }
+    }
+
+    /// Records the rejection and queues the unchanged body for the dead-letter exchange.
+    func deadLetter(_ body: [UInt8], routingKey: String, properties: AMQPProperties, rejection: Rejection,
+                    source: String?, eventID: String?, type: String?, store: Store) throws {
+        var recorded: [String: String] = [:]
+        if let contentType = properties.contentType { recorded["content-type"] = contentType }
+        if let user = properties.userID { recorded["x-original-user-id"] = user }
+        if let correlation = properties.correlationID { recorded["x-original-correlation-id"] = correlation }
+        if let replyTo = properties.replyTo { recorded["x-original-reply-to"] = replyTo }
+        let number = try store.recordDeadLetter(source: source, eventID: eventID, type: type, routingKey: routingKey, userID: properties.userID,
+                                                reason: rejection.code.rawValue, detail: rejection.detail, body: body, properties: recorded)
+        var headers = recorded
+        headers["x-rejection-reason"] = rejection.code.rawValue
+        headers["x-rejection-detail"] = rejection.detail
+        headers["x-original-routing-key"] = routingKey
+        // A dead letter has no CloudEvents id of ours: its outbox id names the rejection record.
+        try store.enqueue(OutboxMessage(eventID: "dead-letter-\(number)-" + StableID.make([source ?? "", eventID ?? "", String(number)]),
+                                        exchange: configuration.topology.deadLetterExchange, routingKey: routingKey.isEmpty ? "unknown" : routingKey,
+                                        type: type ?? "unknown", headers: headers, body: body))
+    }
+
+    /// Dead-letters messages that waited longer than the hold time (SPEC section 7).
+    func expireHeldMessages(store: Store) throws(PostgresError) {
+        do {
+            try store.transaction {
+                for held in try store.expireHeld(olderThanSeconds: configuration.holdSeconds) {
+                    let rejection = Rejection(code: .unknownReference,
+                                              detail: "waited \(held.ageSeconds) s for \(held.waitingKind) '\(held.waitingID)', which never arrived")
+                    try deadLetter(held.body, routingKey: held.type, properties: AMQPProperties(contentType: "application/cloudevents+json", userID: held.userID),
+                                   rejection: rejection, source: held.source, eventID: held.eventID, type: held.type, store: store)
+                    try store.setInboxOutcome(source: held.source, eventID: held.eventID, outcome: "rejected")
+                    logger.warning("held message expired", metadata: ["type": "\(held.type)", "id": "\(held.eventID)", "reason": "unknown_reference"])
+                }
+                try store.notifyOutbox()
+            }
+        } catch let error as PostgresError {
+            throw error
+        } catch {
+            preconditionFailure("only PostgresError escapes housekeeping: \(error)")
+        }
+    }
+
+    private func log(_ delivery: AMQPDelivery, examined: Verdict?, _ disposition: Disposition) {
+        let hint = EnvelopeHint.read(delivery.body, maximumBytes: configuration.maximumBodyBytes)
+        var metadata: Logger.Metadata = ["type": "\(hint.type ?? delivery.routingKey)", "id": "\(hint.id ?? "-")"]
+        if let subject = hint.subject { metadata["customer"] = "\(subject)" }
+        switch disposition {
+        case .applied: logger.info("message applied", metadata: metadata)
+        case .duplicate: logger.info("duplicate message ignored", metadata: metadata)
+        case .held(let waiting): metadata["waiting_for"] = "\(waiting)"; logger.info("message held", metadata: metadata)
+        case .rejected(let code): metadata["reason"] = "\(code.rawValue)"; logger.warning("message rejected", metadata: metadata)
+        case .replied: logger.info("request answered", metadata: metadata)
+        }
+    }
+}
+
+/// The AMQP facts a handler may need, copied from the delivery.
+struct Received {
+    let userID: String?
+    let replyTo: String?
+    let correlationID: String?
+    let body: [UInt8]
+    let routingKey: String
+
+    init(_ delivery: AMQPDelivery) {
+        userID = delivery.properties.userID
+        replyTo = delivery.properties.replyTo
+        correlationID = delivery.properties.correlationID
+        body = delivery.body
+        routingKey = delivery.routingKey
+    }
+
+    init(userID: String?, body: [UInt8], routingKey: String) {
+        self.userID = userID
+        self.replyTo = nil
+        self.correlationID = nil
+        self.body = body
+        self.routingKey = routingKey
+    }
+}
+
+/// `source`, `id`, `type` and `subject` read leniently from a body that may be invalid, for
+/// dead-letter records and logs only.
+struct EnvelopeHint {
+    var source: String?
+    var id: String?
+    var type: String?
+    var subject: String?
+
+    static func read(_ body: [UInt8], maximumBytes: Int) -> EnvelopeHint {
+        guard body.count <= maximumBytes, let value = try? JSONParser(maximumDepth: 64).parse(body), let object = value.objectValue else {
+            return EnvelopeHint()
+        }
+        func field(_ name: String) -> String? {
+            guard let text = object[name]?.stringValue, !text.isEmpty, text.utf8.count <= 256 else { return nil }
+            return text
+        }
+        return EnvelopeHint(source: field("source"), id: field("id"), type: field("type"), subject: field("subject"))
+    }
+}

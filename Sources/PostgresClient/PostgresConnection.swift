@@ -1,0 +1,374 @@
+import CLibpq
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A value bound to a `$n` parameter. Text is sent as text (PostgreSQL casts it to the column
+/// type); bytes are sent in binary format so bodies arrive in `bytea` byte-identical.
+public enum PostgresValue: Sendable, Hashable {
+    case text(String)
+    case bytes([UInt8])
+    case null
+
+    public static func int(_ value: Int64) -> PostgresValue { .text(String(value)) }
+    public static func int(_ value: Int) -> PostgresValue { .text(String(value)) }
+    public static func bool(_ value: Bool) -> PostgresValue { .text(value ? "t" : "f") }
+    public static func optional(_ value: String?) -> PostgresValue { value.map(PostgresValue.text) ?? .null }
+}
+
+/// Why a PostgreSQL call failed. `isTransient` separates "try again later" (connection lost,
+/// server shutting down, serialization failure, deadlock) from bugs and constraint violations.
+public struct PostgresError: Error, CustomStringConvertible, Sendable {
+    public let sqlState: String?
+    public let message: String
+    public let connectionLost: Bool
+
+    public init(sqlState: String?, message: String, connectionLost: Bool) {
+        self.sqlState = sqlState
+        self.message = message
+        self.connectionLost = connectionLost
+    }
+
+    public var isTransient: Bool {
+        if connectionLost { return true }
+        guard let state = sqlState else { return false }
+        // 08: connection exception; 57P0x: admin/crash shutdown, cannot connect now;
+        // 40001 serialization failure, 40P01 deadlock: retry the transaction.
+        return state.hasPrefix("08") || state.hasPrefix("57P") || state == "40001" || state == "40P01" || state == "53300"
+    }
+
+    public var isRetryableConflict: Bool { sqlState == "40001" || sqlState == "40P01" }
+    public var isUniqueViolation: Bool { sqlState == "23505" }
+
+    public var description: String { "PostgreSQL error\(sqlState.map { " \($0)" } ?? ""): \(message)" }
+}
+
+/// Rows of one result, copied out of the `PGresult` so it can be cleared at once.
+public struct PostgresRows: Sendable {
+    public let columns: [String]
+    public let rows: [[String?]]
+    public let affectedRows: Int
+
+    public var count: Int { rows.count }
+    public var isEmpty: Bool { rows.isEmpty }
+    public subscript(row: Int) -> PostgresRow { PostgresRow(columns: columns, values: rows[row]) }
+    public var all: [PostgresRow] { rows.map { PostgresRow(columns: columns, values: $0) } }
+    public var first: PostgresRow? { rows.first.map { PostgresRow(columns: columns, values: $0) } }
+}
+
+/// One row; accessors name the column, and a wrong column name or type is a bug (precondition).
+public struct PostgresRow: Sendable {
+    public let columns: [String]
+    public let values: [String?]
+
+    func index(_ column: String) -> Int {
+        guard let index = columns.firstIndex(of: column) else { preconditionFailure("no column \(column) in \(columns)") }
+        return index
+    }
+
+    public func string(_ column: String) -> String? { values[index(column)] }
+    public func requiredString(_ column: String) -> String {
+        guard let value = string(column) else { preconditionFailure("column \(column) is NULL") }
+        return value
+    }
+    public func int64(_ column: String) -> Int64? {
+        guard let text = string(column) else { return nil }
+        guard let value = Int64(text) else { preconditionFailure("column \(column) is not an integer: \(text)") }
+        return value
+    }
+    public func requiredInt64(_ column: String) -> Int64 {
+        guard let value = int64(column) else { preconditionFailure("column \(column) is NULL") }
+        return value
+    }
+    public func bool(_ column: String) -> Bool? { string(column).map { $0 == "t" } }
+    /// Decodes a `bytea` column returned in text (hex) format: `\x0a1b...`.
+    public func bytes(_ column: String) -> [UInt8]? {
+        guard let text = string(column) else { return nil }
+        return PostgresRow.decodeHexBytea(text)
+    }
+
+    static func decodeHexBytea(_ text: String) -> [UInt8] {
+        let utf8 = Array(text.utf8)
+        precondition(utf8.count >= 2 && utf8[0] == UInt8(ascii: "\\") && utf8[1] == UInt8(ascii: "x"), "bytea not in hex format")
+        func nibble(_ c: UInt8) -> UInt8 {
+            switch c {
+            case 0x30...0x39: return c - 0x30
+            case 0x61...0x66: return c - 0x61 + 10
+            case 0x41...0x46: return c - 0x41 + 10
+            default: preconditionFailure("bad hex digit in bytea")
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity((utf8.count - 2) / 2)
+        var index = 2
+        while index + 1 < utf8.count {
+            out.append(nibble(utf8[index]) << 4 | nibble(utf8[index + 1]))
+            index += 2
+        }
+        return out
+    }
+}
+
+/// Settings for one libpq connection, rendered to a conninfo string with every value quoted.
+public struct PostgresConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var user: String
+    public var password: String?
+    /// libpq sslmode: disable, prefer, require, verify-ca, verify-full.
+    public var sslMode: String
+    public var sslRootCert: String?
+    public var sslCert: String?
+    public var sslKey: String?
+    public var connectTimeoutSeconds: Int
+    public var applicationName: String
+
+    public init(host: String, port: Int, database: String, user: String, password: String?,
+                sslMode: String = "prefer", sslRootCert: String? = nil, sslCert: String? = nil, sslKey: String? = nil,
+                connectTimeoutSeconds: Int = 5, applicationName: String = "receivablesd") {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.user = user
+        self.password = password
+        self.sslMode = sslMode
+        self.sslRootCert = sslRootCert
+        self.sslCert = sslCert
+        self.sslKey = sslKey
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.applicationName = applicationName
+    }
+
+    /// keyword='value' pairs; quotes and backslashes escaped as libpq requires.
+    var connectionString: String {
+        func quoted(_ value: String) -> String {
+            "'" + value.replacingAll("\\", with: "\\\\").replacingAll("'", with: "\\'") + "'"
+        }
+        var parts = [
+            "host=\(quoted(host))", "port=\(port)", "dbname=\(quoted(database))", "user=\(quoted(user))",
+            "sslmode=\(quoted(sslMode))", "connect_timeout=\(connectTimeoutSeconds)",
+            "application_name=\(quoted(applicationName))",
+            // Detect a dead server on an idle connection within ~30 s.
+            "keepalives=1", "keepalives_idle=10", "keepalives_interval=5", "keepalives_count=3",
+        ]
+        if let password { parts.append("password=\(quoted(password))") }
+        if let sslRootCert { parts.append("sslrootcert=\(quoted(sslRootCert))") }
+        if let sslCert { parts.append("sslcert=\(quoted(sslCert))") }
+        if let sslKey { parts.append("sslkey=\(quoted(sslKey))") }
+        return parts.joined(separator: " ")
+    }
+}
+
+extension String {
+    func replacingAll(_ target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return self }
+        var result = ""
+        var remainder = self[...]
+        while let range = remainder.range(of: target) {
+            result += remainder[..<range.lowerBound]
+            result += replacement
+            remainder = remainder[range.upperBound...]
+        }
+        return result + remainder
+    }
+}
+
+extension Substring {
+    func range(of target: String) -> Range<Substring.Index>? {
+        let targetCount = target.count
+        var index = startIndex
+        while index < endIndex {
+            if self[index...].hasPrefix(target) {
+                return index..<self.index(index, offsetBy: targetCount)
+            }
+            index = self.index(after: index)
+        }
+        return nil
+    }
+}
+
+/// One libpq connection. Not thread-safe (libpq's rule): exactly one thread owns it at a time.
+/// Statements are prepared on first use and cached by their SQL text, so every query is a
+/// parameterised prepared statement; nothing is ever spliced into SQL text.
+public final class PostgresConnection {
+    private let handle: OpaquePointer
+    private var preparedNames: [String: String] = [:]
+    public private(set) var transactionDepth = 0
+
+    public init(_ configuration: PostgresConfiguration) throws(PostgresError) {
+        guard let connection = PQconnectdb(configuration.connectionString) else {
+            throw PostgresError(sqlState: nil, message: "out of memory creating connection", connectionLost: true)
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = PostgresConnection.trimmedMessage(PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(sqlState: nil, message: "cannot connect to \(configuration.host):\(configuration.port)/\(configuration.database): \(message)", connectionLost: true)
+        }
+        handle = connection
+        // Notices (e.g. "relation already exists, skipping") would go to stderr otherwise.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
+    }
+
+    deinit { PQfinish(handle) }
+
+    public var isConnected: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    /// The server's process id for this session (used to tell sessions apart in logs).
+    public var backendPID: Int32 { PQbackendPID(handle) }
+
+    /// Runs a parameterised statement, prepared once per connection.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [PostgresValue] = []) throws(PostgresError) -> PostgresRows {
+        let name: String
+        if let cached = preparedNames[sql] {
+            name = cached
+        } else {
+            name = "s\(preparedNames.count)"
+            let result = PQprepare(handle, name, sql, Int32(parameters.count), nil)
+            try check(result, sql: sql).ignore()
+            preparedNames[sql] = name
+        }
+        return try withParameters(parameters) { values, lengths, formats throws(PostgresError) in
+            let result = PQexecPrepared(handle, name, Int32(parameters.count), values, lengths, formats, 0)
+            return try check(result, sql: sql)
+        }
+    }
+
+    /// Runs SQL text with no parameters and possibly several statements (migrations, BEGIN/COMMIT).
+    @discardableResult
+    public func simpleQuery(_ sql: String) throws(PostgresError) -> PostgresRows {
+        try check(PQexec(handle, sql), sql: sql)
+    }
+
+    /// Runs `body` in a transaction: COMMIT if it returns, ROLLBACK if it throws. Nested calls
+    /// use savepoints, so one message of a batch can be rolled back without the others.
+    public func transaction<T>(_ body: () throws -> T) throws -> T {
+        let savepoint = transactionDepth == 0 ? nil : "sp\(transactionDepth)"
+        if let savepoint { try simpleQuery("SAVEPOINT \(savepoint)") } else { try simpleQuery("BEGIN") }
+        transactionDepth += 1
+        do {
+            let value = try body()
+            transactionDepth -= 1
+            if let savepoint { try simpleQuery("RELEASE SAVEPOINT \(savepoint)") } else { try simpleQuery("COMMIT") }
+            return value
+        } catch {
+            transactionDepth -= 1
+            if isConnected {
+                // The rollback's own failure would hide the real error; the connection is
+                // discarded by the caller if it is broken.
+                if let savepoint {
+                    _ = try? simpleQuery("ROLLBACK TO SAVEPOINT \(savepoint); RELEASE SAVEPOINT \(savepoint)")
+                } else {
+                    _ = try? simpleQuery("ROLLBACK")
+                }
+            }
+            throw error
+        }
+    }
+
+    // MARK: LISTEN/NOTIFY
+
+    /// Waits until a notification arrives or `timeoutMilliseconds` pass; returns the channels notified.
+    public func waitForNotifications(timeoutMilliseconds: Int32) throws(PostgresError) -> [String] {
+        var channels = drainNotifications()
+        if !channels.isEmpty { return channels }
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, timeoutMilliseconds)
+        if ready > 0 {
+            guard PQconsumeInput(handle) == 1 else {
+                throw PostgresError(sqlState: nil, message: PostgresConnection.trimmedMessage(PQerrorMessage(handle)), connectionLost: true)
+            }
+            channels = drainNotifications()
+        }
+        return channels
+    }
+
+    private func drainNotifications() -> [String] {
+        var channels: [String] = []
+        while let notification = PQnotifies(handle) {
+            channels.append(String(cString: notification.pointee.relname))
+            PQfreemem(notification)
+        }
+        return channels
+    }
+
+    // MARK: results
+
+    private func check(_ result: OpaquePointer?, sql: String) throws(PostgresError) -> PostgresRows {
+        guard let result else {
+            throw PostgresError(sqlState: nil, message: PostgresConnection.trimmedMessage(PQerrorMessage(handle)), connectionLost: !isConnected)
+        }
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        switch status {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return PostgresConnection.copyRows(result)
+        default:
+            let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let message = PostgresConnection.trimmedMessage(PQresultErrorMessage(result))
+            throw PostgresError(sqlState: sqlState, message: message, connectionLost: !isConnected)
+        }
+    }
+
+    private static func copyRows(_ result: OpaquePointer) -> PostgresRows {
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        var rows: [[String?]] = []
+        rows.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(columnCount)
+            for column in 0..<columnCount {
+                if PQgetisnull(result, Int32(row), Int32(column)) == 1 {
+                    values.append(nil)
+                } else {
+                    values.append(String(cString: PQgetvalue(result, Int32(row), Int32(column))))
+                }
+            }
+            rows.append(values)
+        }
+        let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+        return PostgresRows(columns: columns, rows: rows, affectedRows: affected)
+    }
+
+    static func trimmedMessage(_ pointer: UnsafePointer<CChar>?) -> String {
+        guard let pointer else { return "unknown error" }
+        var text = String(cString: pointer)
+        while text.last == "\n" || text.last == " " { text.removeLast() }
+        return text
+    }
+
+    /// Hands libpq C arrays of the parameters for the duration of `body`; copies are freed after.
+    private func withParameters<T>(
+        _ parameters: [PostgresValue],
+        _ body: ([UnsafePointer<CChar>?], [Int32], [Int32]) throws(PostgresError) -> T
+    ) throws(PostgresError) -> T {
+        var buffers: [UnsafeMutableRawPointer?] = []
+        var lengths: [Int32] = []
+        var formats: [Int32] = []
+        buffers.reserveCapacity(parameters.count)
+        defer { for buffer in buffers { free(buffer) } }
+        for parameter in parameters {
+            switch parameter {
+            case .null:
+                buffers.append(nil); lengths.append(0); formats.append(0)
+            case .text(let text):
+                buffers.append(UnsafeMutableRawPointer(strdup(text))); lengths.append(0); formats.append(0)
+            case .bytes(let bytes):
+                let buffer = malloc(max(bytes.count, 1))
+                bytes.withUnsafeBytes { source in
+                    if let base = source.baseAddress { buffer?.copyMemory(from: base, byteCount: bytes.count) }
+                }
+                buffers.append(buffer); lengths.append(Int32(bytes.count)); formats.append(1)
+            }
+        }
+        let pointers = buffers.map { $0.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self)) } }
+        return try body(pointers, lengths, formats)
+    }
+}
+
+extension PostgresRows {
+    func ignore() {}
+}

@@ -1,0 +1,491 @@
+import ARDomain
+import PostgresClient
+
+/// A message to publish, written to the outbox in the transaction that caused it.
+public struct OutboxMessage: Sendable {
+    public let eventID: String
+    public let exchange: String
+    public let routingKey: String
+    public let type: String
+    public let correlationID: String?
+    public let headers: [String: String]
+    public let body: [UInt8]
+
+    public init(eventID: String, exchange: String, routingKey: String, type: String, correlationID: String? = nil,
+                headers: [String: String] = [:], body: [UInt8]) {
+        self.eventID = eventID
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.type = type
+        self.correlationID = correlationID
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// A stored outbox row claimed for publishing.
+public struct PendingOutboxMessage: Sendable {
+    public let seq: Int64
+    public let message: OutboxMessage
+}
+
+/// The customer master data of `customer.upserted`.
+public struct CustomerRecord: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var email: String?
+    public var locale: String?
+    public var timeZone: String?
+    public var dunningPolicy: String?
+    public var bankAccounts: [String]
+
+    public init(id: String, name: String, email: String?, locale: String?, timeZone: String?, dunningPolicy: String?, bankAccounts: [String]) {
+        self.id = id
+        self.name = name
+        self.email = email
+        self.locale = locale
+        self.timeZone = timeZone
+        self.dunningPolicy = dunningPolicy
+        self.bankAccounts = bankAccounts
+    }
+}
+
+/// Invoice fields that the domain does not need but the books keep.
+public struct InvoiceDocument: Sendable, Equatable {
+    public var poNumber: String?
+    public var documentURL: String?
+    /// Canonical text of the issuing message's data, to tell an identical re-send from a conflict.
+    public var fingerprint: String
+
+    public init(poNumber: String?, documentURL: String?, fingerprint: String) {
+        self.poNumber = poNumber
+        self.documentURL = documentURL
+        self.fingerprint = fingerprint
+    }
+}
+
+/// A message waiting for something not yet known (SPEC section 7).
+public struct HeldMessage: Sendable {
+    public let heldID: Int64
+    public let source: String
+    public let eventID: String
+    public let type: String
+    public let waitingKind: String
+    public let waitingID: String
+    public let userID: String?
+    public let body: [UInt8]
+    public let heldAt: String
+    public let ageSeconds: Int64
+}
+
+/// All SQL of receivablesd lives here: rows in, domain values out, and back.
+///
+/// Not thread-safe: one Store per connection, one owner thread (see PostgresConnection).
+public final class Store {
+    public let db: PostgresConnection
+
+    public init(_ db: PostgresConnection) { self.db = db }
+
+    public func transaction<T>(_ body: () throws -> T) throws -> T { try db.transaction(body) }
+
+    // MARK: inbox
+
+    /// Records (source, id) as seen; false when it was seen before (the message is a duplicate).
+    public func claimInbox(source: String, eventID: String, type: String, outcome: String) throws(PostgresError) -> Bool {
+        let rows = try db.query("""
+            INSERT INTO inbox (source, event_id, type, outcome) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (source, event_id) DO NOTHING RETURNING 1 AS inserted
+            """, [.text(source), .text(eventID), .text(type), .text(outcome)])
+        return !rows.isEmpty
+    }
+
+    public func setInboxOutcome(source: String, eventID: String, outcome: String) throws(PostgresError) {
+        try db.query("UPDATE inbox SET outcome = $3 WHERE source = $1 AND event_id = $2", [.text(source), .text(eventID), .text(outcome)])
+    }
+
+    // MARK: outbox
+
+    public func enqueue(_ message: OutboxMessage) throws(PostgresError) {
+        try db.query("""
+            INSERT INTO outbox (event_id, exchange, routing_key, type, correlation_id, headers, body)
+            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (event_id) DO NOTHING
+            """, [.text(message.eventID), .text(message.exchange), .text(message.routingKey), .text(message.type),
+                  .optional(message.correlationID), .text(Store.jsonObject(message.headers)), .bytes(message.body)])
+    }
+
+    /// Wakes publishers (delivered at commit, so they never see uncommitted rows).
+    public func notifyOutbox() throws(PostgresError) {
+        try db.query("SELECT pg_notify('receivablesd_outbox', '')")
+    }
+
+    public func listenForOutbox() throws(PostgresError) {
+        try db.simpleQuery("LISTEN receivablesd_outbox")
+    }
+
+    /// Claims up to `limit` unpublished rows in order; other instances skip rows claimed here
+    /// until this transaction ends. Call inside a transaction.
+    public func claimOutbox(limit: Int) throws(PostgresError) -> [PendingOutboxMessage] {
+        let rows = try db.query("""
+            SELECT seq, event_id, exchange, routing_key, type, correlation_id, headers::text AS headers, body
+            FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED
+            """, [.int(limit)])
+        return rows.all.map { row in
+            PendingOutboxMessage(seq: row.requiredInt64("seq"), message: OutboxMessage(
+                eventID: row.requiredString("event_id"), exchange: row.requiredString("exchange"),
+                routingKey: row.requiredString("routing_key"), type: row.requiredString("type"),
+                correlationID: row.string("correlation_id"), headers: Store.parseFlatJSONObject(row.requiredString("headers")),
+                body: row.bytes("body") ?? []))
+        }
+    }
+
+    public func markPublished(_ seqs: [Int64]) throws(PostgresError) {
+        guard !seqs.isEmpty else { return }
+        try db.query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+                     [.text("{" + seqs.map(String.init).joined(separator: ",") + "}")])
+    }
+
+    /// Unpublished rows and the age in seconds of the oldest (metrics, readiness, drain).
+    public func outboxBacklog() throws(PostgresError) -> (count: Int64, oldestAgeSeconds: Double) {
+        let row = try db.query("""
+            SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::text AS age
+            FROM outbox WHERE published_at IS NULL
+            """).first
+        let ageText = row?.string("age") ?? "0"
+        // seconds as an integer part only: no floating point for anything but a metric
+        let seconds = Double(ageText.split(separator: ".").first.map(String.init) ?? "0") ?? 0
+        return (row?.int64("n") ?? 0, seconds)
+    }
+
+    // MARK: customers
+
+    /// Creates or updates a customer; returns true when it was created.
+    @discardableResult
+    public func upsertCustomer(_ customer: CustomerRecord) throws(PostgresError) -> Bool {
+        let rows = try db.query("""
+            INSERT INTO customers (customer_id, name, email, locale, time_zone, dunning_policy, bank_accounts)
+            VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+            ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, locale = EXCLUDED.locale,
+                time_zone = EXCLUDED.time_zone, dunning_policy = EXCLUDED.dunning_policy,
+                bank_accounts = EXCLUDED.bank_accounts, updated_at = now()
+            RETURNING (xmax = 0) AS created
+            """, [.text(customer.id), .text(customer.name), .optional(customer.email), .optional(customer.locale),
+                  .optional(customer.timeZone), .optional(customer.dunningPolicy), .text(Store.jsonArray(customer.bankAccounts))])
+        return rows.first?.bool("created") ?? false
+    }
+
+    /// Locks the customer row for the rest of the transaction: every change to one customer's
+    /// books is serialised by this lock, across threads and daemon instances. False if unknown.
+    public func lockCustomer(_ customerID: String) throws(PostgresError) -> Bool {
+        !(try db.query("SELECT 1 AS found FROM customers WHERE customer_id = $1 FOR UPDATE", [.text(customerID)])).isEmpty
+    }
+
+    public func customerExists(_ customerID: String) throws(PostgresError) -> Bool {
+        !(try db.query("SELECT 1 AS found FROM customers WHERE customer_id = $1", [.text(customerID)])).isEmpty
+    }
+
+    // MARK: invoices
+
+    /// The invoice with its document fields, or nil.
+    public func invoice(_ invoiceID: String) throws(PostgresError) -> (invoice: Invoice, document: InvoiceDocument)? {
+        let rows = try db.query("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = $1", [.text(invoiceID)])
+        return rows.first.map { (Store.invoice(from: $0), InvoiceDocument(poNumber: $0.string("po_number"), documentURL: $0.string("document_url"),
+                                                                     fingerprint: $0.requiredString("issued_fingerprint"))) }
+    }
+
+    static let invoiceColumns = """
+        SELECT invoice_id, customer_id, number, currency, amount_minor, balance_minor, written_off_minor, status,
+               issue_date::text AS issue_date, due_date::text AS due_date, payment_reference, po_number, document_url, issued_fingerprint
+        """
+
+    static func invoice(from row: PostgresRow) -> Invoice {
+        guard let currency = Currency(code: row.requiredString("currency")),
+              let status = InvoiceStatus(rawValue: row.requiredString("status")),
+              let issueDate = BusinessDate(row.requiredString("issue_date")),
+              let dueDate = BusinessDate(row.requiredString("due_date")) else {
+            preconditionFailure("invoice row \(row.values) does not map to the domain")
+        }
+        return Invoice(id: row.requiredString("invoice_id"), customerID: row.requiredString("customer_id"), number: row.requiredString("number"),
+                       amount: Money(minorUnits: row.requiredInt64("amount_minor"), currency: currency),
+                       balance: Money(minorUnits: row.requiredInt64("balance_minor"), currency: currency),
+                       status: status, issueDate: issueDate, dueDate: dueDate, paymentReference: row.string("payment_reference"),
+                       writtenOffAmount: Money(minorUnits: row.requiredInt64("written_off_minor"), currency: currency))
+    }
+
+    // MARK: credit notes
+
+    public func creditNoteFingerprint(_ creditNoteID: String) throws(PostgresError) -> String? {
+        try db.query("SELECT fingerprint FROM credit_notes WHERE credit_note_id = $1", [.text(creditNoteID)]).first?.string("fingerprint")
+    }
+
+    public func insertCreditNote(id: String, customerID: String, amount: Money, invoiceID: String?, invoiceKnown: Bool, fingerprint: String) throws(PostgresError) {
+        try db.query("""
+            INSERT INTO credit_notes (credit_note_id, customer_id, currency, amount_minor, invoice_id, fingerprint)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            """, [.text(id), .text(customerID), .text(amount.currency.code), .int(amount.minorUnits),
+                  invoiceKnown ? .optional(invoiceID) : .null, .text(fingerprint)])
+    }
+
+    // MARK: books
+
+    /// Loads the slice of a customer's books a decision needs: the named invoices, the
+    /// customer's credit lots with money left (all currencies: credit totals must be whole),
+    /// and the standing applications on the named invoices. Lock the customer first.
+    public func loadBooks(customerID: String, invoiceIDs: [String] = [], originsOfApplications: [MoneyOrigin] = []) throws(PostgresError) -> CustomerBooks {
+        var invoices: [Invoice] = []
+        if !invoiceIDs.isEmpty {
+            let rows = try db.query("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = ANY($1::text[]) AND customer_id = $2",
+                                    [.text(Store.textArray(invoiceIDs)), .text(customerID)])
+            invoices = rows.all.map(Store.invoice(from:))
+        }
+        let lotRows = try db.query("""
+            SELECT lot_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice
+            FROM credit_lots WHERE customer_id = $1 AND remaining_minor > 0 ORDER BY lot_id
+            """, [.text(customerID)])
+        let lots = lotRows.all.map { row -> CreditLot in
+            guard let currency = Currency(code: row.requiredString("currency")), let kind = OriginKind(rawValue: row.requiredString("origin_kind")) else {
+                preconditionFailure("credit lot row \(row.values) does not map to the domain")
+            }
+            return CreditLot(id: row.requiredInt64("lot_id"), origin: MoneyOrigin(kind, row.requiredString("origin_id")),
+                             original: Money(minorUnits: row.requiredInt64("original_minor"), currency: currency),
+                             remaining: Money(minorUnits: row.requiredInt64("remaining_minor"), currency: currency),
+                             reservedForInvoice: row.string("reserved_for_invoice"))
+        }
+        var applications: [Application] = []
+        if !invoiceIDs.isEmpty {
+            let rows = try db.query("""
+                SELECT application_id, invoice_id, currency, origin_kind, origin_id, amount_minor, unwound_minor
+                FROM applications WHERE invoice_id = ANY($1::text[]) AND customer_id = $2 AND unwound_minor < amount_minor
+                ORDER BY application_id
+                """, [.text(Store.textArray(invoiceIDs)), .text(customerID)])
+            applications = rows.all.map(Store.application(from:))
+        }
+        _ = originsOfApplications
+        return CustomerBooks(customerID: customerID, invoices: invoices, lots: lots, applications: applications)
+    }
+
+    static func application(from row: PostgresRow) -> Application {
+        guard let currency = Currency(code: row.requiredString("currency")), let kind = OriginKind(rawValue: row.requiredString("origin_kind")) else {
+            preconditionFailure("application row \(row.values) does not map to the domain")
+        }
+        return Application(id: row.requiredInt64("application_id"), invoiceID: row.requiredString("invoice_id"),
+                           origin: MoneyOrigin(kind, row.requiredString("origin_id")),
+                           amount: Money(minorUnits: row.requiredInt64("amount_minor"), currency: currency),
+                           unwound: Money(minorUnits: row.requiredInt64("unwound_minor"), currency: currency))
+    }
+
+    /// Writes back what a decision changed and appends its journal entries. `cause` names the
+    /// message that caused it, so journal entry ids are stable if the message is re-applied.
+    /// Returns the journal entries with their ids, in posting order.
+    @discardableResult
+    public func saveBooks(_ books: CustomerBooks, newInvoiceDocuments: [String: InvoiceDocument] = [:], cause: [String]) throws(PostgresError) -> [(id: String, entry: JournalEntry)] {
+        for invoice in books.changedInvoices {
+            if let document = newInvoiceDocuments[invoice.id] {
+                try db.query("""
+                    INSERT INTO invoices (invoice_id, customer_id, number, currency, amount_minor, balance_minor, written_off_minor, status,
+                                          issue_date, due_date, payment_reference, po_number, document_url, issued_fingerprint)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::date, $10::date, $11, $12, $13, $14)
+                    """, [.text(invoice.id), .text(invoice.customerID), .text(invoice.number), .text(invoice.currency.code),
+                          .int(invoice.amount.minorUnits), .int(invoice.balance.minorUnits), .int(invoice.writtenOffAmount.minorUnits),
+                          .text(invoice.status.rawValue), .text(invoice.issueDate.description), .text(invoice.dueDate.description),
+                          .optional(invoice.paymentReference), .optional(document.poNumber), .optional(document.documentURL), .text(document.fingerprint)])
+            } else {
+                try db.query("""
+                    UPDATE invoices SET amount_minor = $2, balance_minor = $3, written_off_minor = $4, status = $5, updated_at = now()
+                    WHERE invoice_id = $1
+                    """, [.text(invoice.id), .int(invoice.amount.minorUnits), .int(invoice.balance.minorUnits),
+                          .int(invoice.writtenOffAmount.minorUnits), .text(invoice.status.rawValue)])
+            }
+        }
+        for lot in books.changedLots {
+            guard let id = lot.id else { continue }
+            try db.query("UPDATE credit_lots SET remaining_minor = $2, reserved_for_invoice = $3 WHERE lot_id = $1",
+                         [.int(id), .int(lot.remaining.minorUnits), .optional(lot.reservedForInvoice)])
+        }
+        for lot in books.newLots {
+            try db.query("""
+                INSERT INTO credit_lots (customer_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                """, [.text(books.customerID), .text(lot.original.currency.code), .text(lot.origin.kind.rawValue), .text(lot.origin.id),
+                      .int(lot.original.minorUnits), .int(lot.remaining.minorUnits), .optional(lot.reservedForInvoice)])
+        }
+        for application in books.changedApplications {
+            guard let id = application.id else { continue }
+            try db.query("UPDATE applications SET unwound_minor = $2 WHERE application_id = $1", [.int(id), .int(application.unwound.minorUnits)])
+        }
+        for application in books.newApplications {
+            try db.query("""
+                INSERT INTO applications (invoice_id, customer_id, currency, origin_kind, origin_id, amount_minor, unwound_minor)
+                VALUES ($1, $2, $3, $4, $5, $6, $7)
+                """, [.text(application.invoiceID), .text(books.customerID), .text(application.amount.currency.code),
+                      .text(application.origin.kind.rawValue), .text(application.origin.id), .int(application.amount.minorUnits),
+                      .int(application.unwound.minorUnits)])
+        }
+        var posted: [(id: String, entry: JournalEntry)] = []
+        for (index, entry) in books.journal.enumerated() {
+            let id = StableID.make(cause + ["journal", String(index)])
+            try db.query("INSERT INTO journal_entries (entry_id, kind, customer_id, currency, reference) VALUES ($1, $2, $3, $4, $5)",
+                         [.text(id), .text(entry.kind.rawValue), .text(entry.customerID), .text(entry.currency.code), .text(entry.reference)])
+            for (lineNumber, line) in entry.lines.enumerated() {
+                try db.query("""
+                    INSERT INTO journal_lines (entry_id, line_no, account, customer_id, invoice_id, debit_minor, credit_minor)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    """, [.text(id), .int(lineNumber + 1), .text(line.account.rawValue), .text(entry.customerID), .optional(line.invoiceID),
+                          .int(line.debit), .int(line.credit)])
+            }
+            posted.append((id, entry))
+        }
+        return posted
+    }
+
+    // MARK: held messages
+
+    public func hold(source: String, eventID: String, type: String, waitingKind: String, waitingID: String, userID: String?, body: [UInt8]) throws(PostgresError) {
+        try db.query("""
+            INSERT INTO held_messages (source, event_id, type, waiting_kind, waiting_id, user_id, body)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (source, event_id) DO NOTHING
+            """, [.text(source), .text(eventID), .text(type), .text(waitingKind), .text(waitingID), .optional(userID), .bytes(body)])
+    }
+
+    /// Removes and returns, oldest first, the messages waiting for `kind` `id`.
+    public func releaseHeld(waitingKind: String, waitingID: String) throws(PostgresError) -> [HeldMessage] {
+        let rows = try db.query("""
+            DELETE FROM held_messages WHERE held_id IN (
+                SELECT held_id FROM held_messages WHERE waiting_kind = $1 AND waiting_id = $2 ORDER BY held_id FOR UPDATE)
+            RETURNING \(Store.heldColumns)
+            """, [.text(waitingKind), .text(waitingID)])
+        return rows.all.map(Store.held(from:)).sorted { $0.heldID < $1.heldID }
+    }
+
+    /// Removes and returns messages held longer than `seconds` (to be dead-lettered).
+    public func expireHeld(olderThanSeconds seconds: Int64, limit: Int = 500) throws(PostgresError) -> [HeldMessage] {
+        let rows = try db.query("""
+            DELETE FROM held_messages WHERE held_id IN (
+                SELECT held_id FROM held_messages WHERE held_at < now() - make_interval(secs => $1::double precision)
+                ORDER BY held_id LIMIT $2 FOR UPDATE SKIP LOCKED)
+            RETURNING \(Store.heldColumns)
+            """, [.int(seconds), .int(limit)])
+        return rows.all.map(Store.held(from:)).sorted { $0.heldID < $1.heldID }
+    }
+
+    public func listHeld(limit: Int = 1000) throws(PostgresError) -> [HeldMessage] {
+        try db.query("SELECT \(Store.heldColumns) FROM held_messages ORDER BY held_id LIMIT $1", [.int(limit)]).all.map(Store.held(from:))
+    }
+
+    public func oldestHeldAgeSeconds() throws(PostgresError) -> Int64 {
+        try db.query("SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(held_at))::bigint, 0) AS age FROM held_messages").first?.int64("age") ?? 0
+    }
+
+    static let heldColumns = """
+        held_id, source, event_id, type, waiting_kind, waiting_id, user_id, body,
+        to_char(held_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS held_at,
+        EXTRACT(EPOCH FROM now() - held_at)::bigint AS age
+        """
+
+    static func held(from row: PostgresRow) -> HeldMessage {
+        HeldMessage(heldID: row.requiredInt64("held_id"), source: row.requiredString("source"), eventID: row.requiredString("event_id"),
+                    type: row.requiredString("type"), waitingKind: row.requiredString("waiting_kind"), waitingID: row.requiredString("waiting_id"),
+                    userID: row.string("user_id"), body: row.bytes("body") ?? [], heldAt: row.requiredString("held_at"),
+                    ageSeconds: row.requiredInt64("age"))
+    }
+
+    // MARK: dead letters
+
+    public func recordDeadLetter(source: String?, eventID: String?, type: String?, routingKey: String, userID: String?,
+                                 reason: String, detail: String, body: [UInt8], properties: [String: String]) throws(PostgresError) -> Int64 {
+        let rows = try db.query("""
+            INSERT INTO dead_letters (source, event_id, type, routing_key, user_id, reason, detail, body, properties)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb) RETURNING dead_letter_id
+            """, [.optional(source), .optional(eventID), .optional(type), .text(routingKey), .optional(userID), .text(reason),
+                  .text(detail), .bytes(body), .text(Store.jsonObject(properties))])
+        return rows.first?.requiredInt64("dead_letter_id") ?? 0
+    }
+
+    // MARK: JSON text for jsonb parameters (flat string maps and arrays only)
+
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    static func jsonObject(_ values: [String: String]) -> String {
+        "{" + values.sorted { $0.key < $1.key }.map { jsonString($0.key) + ":" + jsonString($0.value) }.joined(separator: ",") + "}"
+    }
+
+    static func jsonArray(_ values: [String]) -> String { "[" + values.map(jsonString).joined(separator: ",") + "]" }
+
+    /// A PostgreSQL text[] literal with every element quoted and escaped.
+    static func textArray(_ values: [String]) -> String {
+        "{" + values.map { "\"" + $0.replacingOccurrencesOf("\\", "\\\\").replacingOccurrencesOf("\"", "\\\"") + "\"" }.joined(separator: ",") + "}"
+    }
+
+    /// Reads back the flat `{"k":"v"}` objects written by `jsonObject` (PostgreSQL's jsonb text form).
+    static func parseFlatJSONObject(_ text: String) -> [String: String] {
+        var result: [String: String] = [:]
+        var scalars = Array(text.unicodeScalars)[...]
+        func skipSpace() { while let c = scalars.first, c == " " || c == "\n" || c == "\t" { scalars.removeFirst() } }
+        func readString() -> String? {
+            skipSpace()
+            guard scalars.first == "\"" else { return nil }
+            scalars.removeFirst()
+            var out = String.UnicodeScalarView()
+            while let c = scalars.first {
+                scalars.removeFirst()
+                if c == "\"" { return String(out) }
+                if c == "\\", let escaped = scalars.first {
+                    scalars.removeFirst()
+                    switch escaped {
+                    case "n": out.append("\n")
+                    case "r": out.append("\r")
+                    case "t": out.append("\t")
+                    case "u":
+                        let hex = String(String.UnicodeScalarView(scalars.prefix(4)))
+                        scalars.removeFirst(min(4, scalars.count))
+                        if let value = UInt32(hex, radix: 16), let scalar = Unicode.Scalar(value) { out.append(scalar) }
+                    default: out.append(escaped)
+                    }
+                } else {
+                    out.append(c)
+                }
+            }
+            return nil
+        }
+        skipSpace()
+        guard scalars.first == "{" else { return result }
+        scalars.removeFirst()
+        while true {
+            skipSpace()
+            if scalars.first == "}" { break }
+            guard let key = readString() else { break }
+            skipSpace()
+            guard scalars.first == ":" else { break }
+            scalars.removeFirst()
+            guard let value = readString() else { break }
+            result[key] = value
+            skipSpace()
+            if scalars.first == "," { scalars.removeFirst() }
+        }
+        return result
+    }
+}
+
+extension String {
+    func replacingOccurrencesOf(_ target: String, _ replacement: String) -> String {
+        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}
