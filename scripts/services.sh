@@ -258,7 +258,7 @@ pg_start() {
     [[ -x "$S_PG_BIN/pg_ctl" ]] || die "PostgreSQL 15 is not installed ($S_PG_BIN/pg_ctl missing): run 'make deps'"
     id postgres >/dev/null 2>&1 || die "user 'postgres' does not exist: run 'make deps'"
     mkdir -p "$PG_DIR"; chown postgres:postgres "$PG_DIR"; chmod 700 "$PG_DIR"
-    if [[ "$PG_DIR" != "$S_LOCAL/pg" ]]; then ln -sfn "$PG_DIR" "$S_LOCAL/pg"; fi
+    if [[ "$PG_DIR" != "$S_LOCAL/pg" && ( -L "$S_LOCAL/pg" || ! -e "$S_LOCAL/pg" ) ]]; then ln -sfn "$PG_DIR" "$S_LOCAL/pg"; fi
 
     local p; p=$(pg_pid)
     if pg_owned "$p"; then
@@ -605,6 +605,14 @@ cmd_start() { # [pg|rmq|all]
         if grep -qx 'fsync = off' "$PG_DATA/receivablesd.conf" 2>/dev/null; then FAST_DB=1; else FAST_DB=0; fi
     fi
     [[ -n "$(beam_pid)" ]] && rmq_alive=1
+    # check every port we are about to bind before doing any work
+    if [[ "$what" != rmq && $pg_alive == 0 ]]; then require_free "$PG_PORT" RECEIVABLESD_PG_PORT; fi
+    if [[ "$what" != pg && $rmq_alive == 0 ]]; then
+        require_free "$AMQP_PORT" RECEIVABLESD_AMQP_PORT
+        require_free "$DIST_PORT" RECEIVABLESD_DIST_PORT
+        require_free "$MGMT_PORT" RECEIVABLESD_MGMT_PORT
+        [[ -n "$(epmd_pid)" ]] || require_free "$EPMD_PORT" RECEIVABLESD_EPMD_PORT
+    fi
     if [[ "$what" == all && $pg_alive == 0 && $rmq_alive == 0 ]]; then
         # the daemon's ports must be free too when starting from nothing
         require_free "$HTTP_PORT" RECEIVABLESD_HTTP_PORT
