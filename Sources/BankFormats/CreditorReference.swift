@@ -10,26 +10,28 @@ enum CreditorReference {
             defer { index += 1 }
             guard scalars[index] == "R", scalars[index + 1] == "F" else { continue }
             if index > 0, isAlphanumeric(scalars[index - 1]) { continue }
-            var candidate: [Unicode.Scalar] = ["R", "F"]
-            var cursor = index + 2
-            while cursor < scalars.count, candidate.count < 25 {
-                let scalar = scalars[cursor]
-                if isAlphanumeric(scalar) {
-                    candidate.append(scalar)
-                } else if scalar == " ", cursor + 1 < scalars.count, isAlphanumeric(scalars[cursor + 1]), candidate.count < 8 {
-                    // "RF18 5390 0754 7034": groups of four in print form
-                } else {
-                    break
-                }
+            // Electronic form: one run of alphanumerics. Print form: "RF18" then groups of at most 4.
+            var cursor = index
+            var candidate: [Unicode.Scalar] = []
+            while cursor < scalars.count, isAlphanumeric(scalars[cursor]), candidate.count <= 25 {
+                candidate.append(scalars[cursor])
                 cursor += 1
             }
-            // Try the longest candidate first, then shorter ones (text may run on after the reference).
-            var length = candidate.count
-            while length >= 5 {
-                let reference = String(String.UnicodeScalarView(candidate[0..<length]))
-                if isValidRF(reference) { return reference }
-                length -= 1
+            if candidate.count == 4 {
+                while cursor + 1 < scalars.count, scalars[cursor] == " " {
+                    var group: [Unicode.Scalar] = []
+                    var groupCursor = cursor + 1
+                    while groupCursor < scalars.count, isAlphanumeric(scalars[groupCursor]), group.count <= 4 {
+                        group.append(scalars[groupCursor])
+                        groupCursor += 1
+                    }
+                    guard (1...4).contains(group.count), candidate.count + group.count <= 25 else { break }
+                    candidate += group
+                    cursor = groupCursor
+                }
             }
+            let reference = String(String.UnicodeScalarView(candidate))
+            if isValidRF(reference) { return reference }
         }
         return nil
     }
