@@ -1,0 +1,109 @@
+/// Finds card data in a message before anything else looks at it (PCI DSS: we must never store,
+/// log or dead-letter-forward a card number we were not supposed to receive without knowing).
+///
+/// A message is card data when anywhere in it:
+/// - an object key, lower-cased with `_`, `-` and spaces removed, is one of `cardnumber`, `pan`,
+///   `primaryaccountnumber`, `cvv`, `cvv2`, `cvc`, `cvc2`, `cid`, `securitycode`,
+///   `cardsecuritycode`, `track1`, `track2`, `trackdata`, `track1data`, `track2data`,
+///   `magstripe`; or `number` inside an object whose key mentions `card`;
+/// - a key naming an expiry (`expiry`, `expiration`, `expirydate`, `expirationdate`, `expdate`,
+///   `expmonth`, `expyear`, `cardexpiry`, or `exp` inside a card object) has a number, or a
+///   string with a digit, as its value;
+/// - a whole string value is 13 to 19 digits, optionally grouped by single spaces or dashes, and
+///   passes the Luhn check; or a JSON number is such a digit string.
+///
+/// Digits inside longer free text (remittance lines) are not scanned: bank references of that
+/// length are common there and would dead-letter honest payments.
+public enum CardDataScan {
+    /// The path of the first card data found (`data.card.number`), or nil. Never the value.
+    public static func firstCardData(in value: JSONValue) -> String? {
+        scan(value, path: "", insideCard: false)
+    }
+
+    static let forbiddenKeys: Set<String> = [
+        "cardnumber", "pan", "primaryaccountnumber", "cvv", "cvv2", "cvc", "cvc2", "cid", "securitycode",
+        "cardsecuritycode", "track1", "track2", "trackdata", "track1data", "track2data", "magstripe",
+    ]
+    static let expiryKeys: Set<String> = [
+        "expiry", "expiration", "expirydate", "expirationdate", "expdate", "expmonth", "expyear", "cardexpiry",
+    ]
+
+    static func normalizedKey(_ key: String) -> String {
+        var result = ""
+        result.reserveCapacity(key.utf8.count)
+        for scalar in key.unicodeScalars where scalar != "_" && scalar != "-" && scalar != " " {
+            result.unicodeScalars.append(scalar.properties.lowercaseMapping.unicodeScalars.first ?? scalar)
+        }
+        return result
+    }
+
+    static func scan(_ value: JSONValue, path: String, insideCard: Bool) -> String? {
+        switch value {
+        case .object(let object):
+            for member in object {
+                let key = normalizedKey(member.key)
+                let memberPath = path.isEmpty ? member.key : path + "." + member.key
+                if forbiddenKeys.contains(key) || (insideCard && key == "number") { return memberPath }
+                if expiryKeys.contains(key) || (insideCard && key == "exp"), carriesDigits(member.value) { return memberPath }
+                if let found = scan(member.value, path: memberPath, insideCard: key.contains("card")) { return found }
+            }
+            return nil
+        case .array(let elements):
+            for (position, element) in elements.enumerated() {
+                if let found = scan(element, path: path + "[\(position)]", insideCard: insideCard) { return found }
+            }
+            return nil
+        case .string(let text):
+            return looksLikeCardNumber(text) ? (path.isEmpty ? "(message)" : path) : nil
+        case .number(let lexeme):
+            return looksLikeCardNumber(lexeme) ? (path.isEmpty ? "(message)" : path) : nil
+        case .null, .bool:
+            return nil
+        }
+    }
+
+    static func carriesDigits(_ value: JSONValue) -> Bool {
+        switch value {
+        case .number: return true
+        case .string(let text): return text.utf8.contains { $0 >= 0x30 && $0 <= 0x39 }
+        case .null, .bool, .array, .object: return false
+        }
+    }
+
+    /// 13–19 digits, single spaces or dashes allowed between digits, Luhn-valid.
+    public static func looksLikeCardNumber(_ text: String) -> Bool {
+        let bytes = text.utf8
+        guard bytes.count >= 13, bytes.count <= 19 * 2 else { return false }
+        var digits: [UInt8] = []
+        digits.reserveCapacity(19)
+        var previousWasSeparator = true  // no leading separator
+        for byte in bytes {
+            switch byte {
+            case 0x30...0x39:
+                digits.append(byte - 0x30)
+                if digits.count > 19 { return false }
+                previousWasSeparator = false
+            case UInt8(ascii: " "), UInt8(ascii: "-"):
+                if previousWasSeparator { return false }
+                previousWasSeparator = true
+            default:
+                return false
+            }
+        }
+        guard !previousWasSeparator, digits.count >= 13 else { return false }
+        return luhnValid(digits)
+    }
+
+    static func luhnValid(_ digits: [UInt8]) -> Bool {
+        var sum = 0
+        for (offset, digit) in digits.reversed().enumerated() {
+            var value = Int(digit)
+            if offset % 2 == 1 {
+                value *= 2
+                if value > 9 { value -= 9 }
+            }
+            sum += value
+        }
+        return sum % 10 == 0
+    }
+}
