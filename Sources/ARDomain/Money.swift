@@ -135,11 +135,19 @@ extension Money {
         guard fractionDigits.count <= currency.minorUnitDigits else {
             throw .tooManyFractionDigits(allowed: currency.minorUnitDigits, found: fractionDigits.count)
         }
+        // 15 integer digits plus 4 minor digits (CLF, UYW) exceed Int64: accumulate checked, so
+        // a hostile amount is `outOfRange`, never a trap.
         var value: Int64 = 0
-        for digit in integerDigits { value = value * 10 + Int64(digit - 0x30) }
+        func append(_ digit: Int64) throws(MoneyParseError) {
+            let (shifted, overflowA) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflowB) = shifted.addingReportingOverflow(digit)
+            guard !overflowA, !overflowB else { throw .outOfRange }
+            value = sum
+        }
+        for digit in integerDigits { try append(Int64(digit - 0x30)) }
         for position in 0..<currency.minorUnitDigits {
             let digit: Int64 = position < fractionDigits.count ? Int64(fractionDigits[fractionDigits.startIndex + position] - 0x30) : 0
-            value = value * 10 + digit
+            try append(digit)
         }
         if negative && value == 0 { throw .malformed(text) }  // "-0" is not a form anyone should send
         return Money(minorUnits: negative ? -value : value, currency: currency)
