@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
         .target(name: "CAmqpShim", dependencies: ["CRabbitMQ"]),
         .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
 
         // Pure domain: money, invoices, allocation, journal. Standard library only.
@@ -39,7 +40,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "ARDomain", "ARContract", "AMQPClient", "PostgresClient", "Store",
+                "ARDomain", "ARContract", "AMQPClient", "PostgresClient", "Store", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict

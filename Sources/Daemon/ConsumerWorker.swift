@@ -9,7 +9,9 @@ import Store
 /// A transient failure (either side down) is never a rejection: the batch is not acked, the
 /// broker connection is closed so the broker requeues it, and both sides are reconnected with
 /// backoff, database first, so we do not take messages we cannot store.
-final class ConsumerWorker {
+// @unchecked Sendable: created on the main thread and handed to exactly one worker thread,
+// which alone touches it (and its connections) from then on.
+final class ConsumerWorker: @unchecked Sendable {
     let configuration: DaemonConfiguration
     let pipeline: MessagePipeline
     let stop: StopSignal

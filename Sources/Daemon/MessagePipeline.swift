@@ -20,9 +20,11 @@ enum Disposition: Equatable {
 /// rejected message rolls back alone and is dead-lettered while the others commit. A transient
 /// database error fails the whole batch (nothing acked, all redelivered, the inbox makes the
 /// replay exact); a deadlock with another instance retries the batch.
-struct MessagePipeline {
+struct MessagePipeline: Sendable {
     let configuration: DaemonConfiguration
     let logger: Logger
+    /// Compiled once from the embedded JSON Schemas; shared read-only by all workers.
+    let decoder: InboundDecoder
 
     static let inboundTypes = [
         "customer.upserted", "invoice.issued", "invoice.adjusted", "invoice.voided", "invoice.written_off",
@@ -69,7 +71,7 @@ struct MessagePipeline {
     /// Pure checks that need no database: size, JSON, envelope, publisher, schema.
     func examine(_ delivery: AMQPDelivery) -> Verdict {
         let limits = DecodingLimits(maximumBodyBytes: configuration.maximumBodyBytes, maximumDepth: configuration.maximumJSONDepth)
-        let decoded = InboundDecoder.decode(body: delivery.body, limits: limits)
+        let decoded = decoder.decode(body: delivery.body, limits: limits)
         switch decoded {
         case .success(let message):
             let envelope = message.envelope
@@ -103,7 +105,7 @@ struct MessagePipeline {
                            rejection: rejection, source: source, eventID: eventID, type: type, store: store)
             return .rejected(rejection.code)
         case .accepted(let message):
-            let context = HandlerContext(message: message, delivery: Received(delivery), store: store, configuration: configuration)
+            let context = HandlerContext(message: message, delivery: Received(delivery), store: store, pipeline: self)
             do {
                 return try store.transaction { try CommandHandlers.handle(context) }
             } catch let rejection as Rejection {

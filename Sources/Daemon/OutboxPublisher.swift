@@ -8,7 +8,8 @@ import Store
 /// FOR UPDATE SKIP LOCKED, so each is published by one of them at a time.
 /// A crash between the broker's ack and our commit republishes the row with the same event id:
 /// at-least-once on the wire, de-duplicated by consumers on the id.
-final class OutboxPublisher {
+// @unchecked Sendable: handed to exactly one thread, which alone touches it from then on.
+final class OutboxPublisher: @unchecked Sendable {
     let configuration: DaemonConfiguration
     let stop: StopSignal
     let health: WorkerHealth

@@ -230,12 +230,31 @@ public final class Store {
     /// Loads the slice of a customer's books a decision needs: the named invoices, the
     /// customer's credit lots with money left (all currencies: credit totals must be whole),
     /// and the standing applications on the named invoices. Lock the customer first.
-    public func loadBooks(customerID: String, invoiceIDs: [String] = [], originsOfApplications: [MoneyOrigin] = []) throws(PostgresError) -> CustomerBooks {
-        var invoices: [Invoice] = []
-        if !invoiceIDs.isEmpty {
+    public func loadBooks(customerID: String, invoiceIDs: [String] = [], openInvoicesIn currency: Currency? = nil,
+                          applicationsOf origin: MoneyOrigin? = nil) throws(PostgresError) -> CustomerBooks {
+        var applications: [Application] = []
+        var wanted = invoiceIDs
+        if let origin {
+            let rows = try db.query("""
+                SELECT application_id, invoice_id, currency, origin_kind, origin_id, amount_minor, unwound_minor
+                FROM applications WHERE origin_kind = $1 AND origin_id = $2 AND customer_id = $3 AND unwound_minor < amount_minor
+                ORDER BY application_id
+                """, [.text(origin.kind.rawValue), .text(origin.id), .text(customerID)])
+            applications = rows.all.map(Store.application(from:))
+            wanted += applications.map(\.invoiceID)
+        }
+        var invoices: [String: Invoice] = [:]
+        if !wanted.isEmpty {
             let rows = try db.query("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = ANY($1::text[]) AND customer_id = $2",
-                                    [.text(Store.textArray(invoiceIDs)), .text(customerID)])
-            invoices = rows.all.map(Store.invoice(from:))
+                                    [.text(Store.textArray(wanted)), .text(customerID)])
+            for invoice in rows.all.map(Store.invoice(from:)) { invoices[invoice.id] = invoice }
+        }
+        if let currency {
+            let rows = try db.query("""
+                \(Store.invoiceColumns) FROM invoices
+                WHERE customer_id = $1 AND currency = $2 AND status IN ('open', 'partially_paid')
+                """, [.text(customerID), .text(currency.code)])
+            for invoice in rows.all.map(Store.invoice(from:)) { invoices[invoice.id] = invoice }
         }
         let lotRows = try db.query("""
             SELECT lot_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice
@@ -250,17 +269,19 @@ public final class Store {
                              remaining: Money(minorUnits: row.requiredInt64("remaining_minor"), currency: currency),
                              reservedForInvoice: row.string("reserved_for_invoice"))
         }
-        var applications: [Application] = []
-        if !invoiceIDs.isEmpty {
+        // Standing applications on the loaded invoices (void and adjust unwind them).
+        let loadedIDs = Array(invoices.keys)
+        if !loadedIDs.isEmpty {
             let rows = try db.query("""
                 SELECT application_id, invoice_id, currency, origin_kind, origin_id, amount_minor, unwound_minor
                 FROM applications WHERE invoice_id = ANY($1::text[]) AND customer_id = $2 AND unwound_minor < amount_minor
                 ORDER BY application_id
-                """, [.text(Store.textArray(invoiceIDs)), .text(customerID)])
-            applications = rows.all.map(Store.application(from:))
+                """, [.text(Store.textArray(loadedIDs)), .text(customerID)])
+            let known = Set(applications.compactMap(\.id))
+            applications += rows.all.map(Store.application(from:)).filter { !known.contains($0.id ?? -1) }
+            applications.sort { ($0.id ?? 0) < ($1.id ?? 0) }
         }
-        _ = originsOfApplications
-        return CustomerBooks(customerID: customerID, invoices: invoices, lots: lots, applications: applications)
+        return CustomerBooks(customerID: customerID, invoices: Array(invoices.values), lots: lots, applications: applications)
     }
 
     static func application(from row: PostgresRow) -> Application {
@@ -487,5 +508,22 @@ public final class Store {
 extension String {
     func replacingOccurrencesOf(_ target: String, _ replacement: String) -> String {
         split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}
+
+extension Store {
+    /// An invoice was issued to `customerID`: allocations held for that invoice id by other
+    /// customers' payments become their plain credit (SPEC "Money rules").
+    public func releaseForeignReservations(invoiceID: String, customerID: String) throws(PostgresError) {
+        try db.query("UPDATE credit_lots SET reserved_for_invoice = NULL WHERE reserved_for_invoice = $1 AND customer_id <> $2",
+                     [.text(invoiceID), .text(customerID)])
+    }
+
+    /// The customer's balance in one currency: the sum of open invoices' balances.
+    public func customerBalance(customerID: String, currency: String) throws(PostgresError) -> Int64 {
+        try db.query("""
+            SELECT COALESCE(sum(balance_minor), 0)::bigint AS balance FROM invoices
+            WHERE customer_id = $1 AND currency = $2 AND status IN ('open', 'partially_paid')
+            """, [.text(customerID), .text(currency)]).first?.int64("balance") ?? 0
     }
 }

@@ -1,0 +1,80 @@
+import ARDomain
+import PostgresClient
+
+/// A stored payment: enough to take money back from it and to answer history requests.
+public struct PaymentRecord: Sendable, Equatable {
+    public let paymentID: String
+    public let customerID: String
+    public let amount: Money
+    public let method: String
+    public let fingerprint: String
+}
+
+extension Store {
+    public func payment(_ paymentID: String) throws(PostgresError) -> PaymentRecord? {
+        guard let row = try db.query("SELECT payment_id, customer_id, currency, amount_minor, method, fingerprint FROM payments WHERE payment_id = $1",
+                                     [.text(paymentID)]).first else { return nil }
+        guard let currency = Currency(code: row.requiredString("currency")) else { preconditionFailure("payment currency unreadable") }
+        return PaymentRecord(paymentID: row.requiredString("payment_id"), customerID: row.requiredString("customer_id"),
+                             amount: Money(minorUnits: row.requiredInt64("amount_minor"), currency: currency),
+                             method: row.requiredString("method"), fingerprint: row.requiredString("fingerprint"))
+    }
+
+    public func insertPayment(id: String, customerID: String, amount: Money, method: String, receivedAt: Instant,
+                              gatewayReference: String?, payoutID: String?, fingerprint: String) throws(PostgresError) {
+        try db.query("""
+            INSERT INTO payments (payment_id, customer_id, currency, amount_minor, method, received_at, gateway_reference, payout_id, fingerprint)
+            VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7, $8, $9)
+            """, [.text(id), .text(customerID), .text(amount.currency.code), .int(amount.minorUnits), .text(method),
+                  .text(receivedAt.description), .optional(gatewayReference), .optional(payoutID), .text(fingerprint)])
+    }
+
+    public func takebackFingerprint(_ takebackID: String) throws(PostgresError) -> String? {
+        try db.query("SELECT fingerprint FROM payment_takebacks WHERE takeback_id = $1", [.text(takebackID)]).first?.string("fingerprint")
+    }
+
+    public func insertTakeback(id: String, paymentID: String, kind: String, amount: Money, reason: String?, fingerprint: String) throws(PostgresError) {
+        try db.query("""
+            INSERT INTO payment_takebacks (takeback_id, payment_id, kind, amount_minor, reason, fingerprint)
+            VALUES ($1, $2, $3, $4, $5, $6)
+            """, [.text(id), .text(paymentID), .text(kind), .int(amount.minorUnits), .optional(reason), .text(fingerprint)])
+    }
+
+    /// Minor units already refunded or reversed of a payment.
+    public func takenBack(paymentID: String) throws(PostgresError) -> Int64 {
+        try db.query("SELECT COALESCE(sum(amount_minor), 0)::bigint AS total FROM payment_takebacks WHERE payment_id = $1",
+                     [.text(paymentID)]).first?.int64("total") ?? 0
+    }
+
+    // MARK: pending and failed payments
+
+    public func recordPending(paymentID: String, customerID: String, amount: Money, method: String, invoiceIDs: [String],
+                              initiatedAt: Instant, expectedSettlement: BusinessDate?) throws(PostgresError) -> Bool {
+        let rows = try db.query("""
+            INSERT INTO pending_payments (payment_id, customer_id, currency, amount_minor, method, invoice_ids, initiated_at,
+                                          expected_settlement_date, state)
+            VALUES ($1, $2, $3, $4, $5, $6::text[], $7::timestamptz, $8::date, 'pending')
+            ON CONFLICT (payment_id) DO NOTHING RETURNING 1 AS inserted
+            """, [.text(paymentID), .text(customerID), .text(amount.currency.code), .int(amount.minorUnits), .text(method),
+                  .text(Store.textArray(invoiceIDs)), .text(initiatedAt.description), .optional(expectedSettlement?.description)])
+        return !rows.isEmpty
+    }
+
+    /// Settles or fails a pending payment; false when there was none pending.
+    @discardableResult
+    public func closePending(paymentID: String, state: String) throws(PostgresError) -> Bool {
+        let rows = try db.query("""
+            UPDATE pending_payments SET state = $2, updated_at = now() WHERE payment_id = $1 AND state = 'pending' RETURNING 1 AS closed
+            """, [.text(paymentID), .text(state)])
+        return !rows.isEmpty
+    }
+
+    public func recordFailure(paymentID: String, attempt: Int, customerID: String, amount: Money, method: String,
+                              failureCode: String, retryable: Bool, invoiceIDs: [String]) throws(PostgresError) {
+        try db.query("""
+            INSERT INTO payment_failures (payment_id, attempt, customer_id, currency, amount_minor, method, failure_code, retryable, invoice_ids)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text[]) ON CONFLICT (payment_id, attempt) DO NOTHING
+            """, [.text(paymentID), .int(attempt), .text(customerID), .text(amount.currency.code), .int(amount.minorUnits), .text(method),
+                  .text(failureCode), .bool(retryable), .text(Store.textArray(invoiceIDs))])
+    }
+}
