@@ -96,7 +96,9 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// The UTC calendar date of this instant shifted by `offsetSeconds` (a time zone's offset).
     public func date(offsetSeconds: Int = 0) -> BusinessDate {
-        let seconds = microsecondsSinceEpoch / 1_000_000 + Int64(offsetSeconds)
+        // Floor, not truncate: -0.5 s is still 1969-12-31.
+        let wholeSeconds = microsecondsSinceEpoch >= 0 ? microsecondsSinceEpoch / 1_000_000 : (microsecondsSinceEpoch - 999_999) / 1_000_000
+        let seconds = wholeSeconds + Int64(offsetSeconds)
         let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
         return BusinessDate(daysSinceEpoch: Int(days))
     }
