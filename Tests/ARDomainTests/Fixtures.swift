@@ -74,11 +74,45 @@ extension CustomerBooks {
 }
 
 /// The rejection code a throwing books operation produced, nil when it succeeded.
-func rejection(_ body: () throws(BooksRejection) -> Void) -> String? {
+func rejection(_ body: () throws -> Void) -> String? {
     do {
         try body()
         return nil
-    } catch {
+    } catch let error as BooksRejection {
         return error.code
+    } catch {
+        return "unexpected \(error)"
+    }
+}
+
+extension CustomerBooks {
+    /// "status balance" of one invoice, so scripts read as one line per expectation.
+    func state(_ id: String) -> String {
+        let invoice = invoice(id)
+        return "\(invoice.status.rawValue) \(invoice.balance.decimalString)"
+    }
+
+    /// Receives a card payment with no explicit allocations.
+    @discardableResult
+    mutating func pay(_ id: String, _ amount: Money, explicit: [(String, Money)] = [], unknown: Set<String> = []) throws(BooksRejection) -> [String] {
+        let result = try receive(
+            payment(id), amount: amount, cashAccount: .cash("card"),
+            explicit: explicit.map { RequestedAllocation(invoiceID: $0.0, amount: $0.1) }, unknownInvoices: unknown)
+        return result.allocations.map { "\($0.invoiceID) \($0.amount.decimalString) -> \($0.invoiceBalance.decimalString)" }
+            + ["unapplied \(result.unapplied.decimalString)"]
+    }
+
+    /// Refunds part of a payment; returns "invoice amount -> balance" per reopened invoice.
+    @discardableResult
+    mutating func refund(_ id: String, _ amount: Money, kind: TakeBackKind = .refund) -> [String] {
+        takeBack(amount, of: payment(id), kind: kind, reference: "R-" + id)
+            .map { "\($0.invoiceID) \($0.amount.decimalString) -> \($0.invoiceBalance.decimalString)" }
+    }
+
+    /// Credit lots as "origin remaining[/reserved-for]".
+    var lotSummary: [String] {
+        lots.filter(\.remaining.isPositive).map { lot in
+            "\(lot.origin.id) \(lot.remaining.decimalString)" + (lot.reservedForInvoice.map { " for " + $0 } ?? "")
+        }
     }
 }
