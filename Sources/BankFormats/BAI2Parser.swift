@@ -128,7 +128,8 @@ final class BAI2Parser: BankChunkParser {
             }
             return value
         }
-        func total(_ index: Int, _ name: String, _ currency: Currency) throws(BankFormatError) -> Int64 {
+        func total(_ index: Int, _ name: String, _ currency: Currency, blankIsZero: Bool = false) throws(BankFormatError) -> Int64 {
+            if blankIsZero, field(index).allSatisfy({ $0 == 0x20 }) { return 0 }
             do {
                 return try BankAmount.parseImplied(field(index).filter { $0 != 0x20 }, currency: currency)
             } catch {
@@ -173,7 +174,12 @@ final class BAI2Parser: BankChunkParser {
             // Summary and status items: type code, amount, item count, funds type (+ its fields).
             var index = 2
             while index < fields.count {
-                if index == fields.count - 1, field(index).isEmpty { break }
+                // An empty field where a type code belongs: banks end a physical record with ",/" before
+                // an 88 continuation, leaving one empty field between summaries. Skip it.
+                if field(index).allSatisfy({ $0 == 0x20 }) {
+                    index += 1
+                    continue
+                }
                 let typeCode = try parseTypeCode(field(index), position)
                 let amountBytes = field(index + 1).filter { $0 != 0x20 }
                 var amount: Int64?
@@ -238,7 +244,7 @@ final class BAI2Parser: BankChunkParser {
             current.records += records
             groupRecords += records
             fileRecords += records
-            let declared = try total(0, "account control total", current.currency)
+            let declared = try total(0, "account control total", current.currency, blankIsZero: true)
             let declaredRecords = try number(1, "number of records")
             guard declared == current.total else {
                 throw error(position, "account control total \(declared) does not equal the sum of the account's amounts \(current.total)")
@@ -257,7 +263,7 @@ final class BAI2Parser: BankChunkParser {
         case ("98", .inGroup):
             groupRecords += records
             fileRecords += records
-            let declared = try total(0, "group control total", groupCurrency ?? Currency(code: "USD")!)
+            let declared = try total(0, "group control total", groupCurrency ?? Currency(code: "USD")!, blankIsZero: true)
             let declaredAccounts = try number(1, "number of accounts")
             let declaredRecords = try number(2, "number of records")
             guard declared == groupTotal else {
@@ -274,7 +280,7 @@ final class BAI2Parser: BankChunkParser {
             stage = .inFile
         case ("99", .inFile):
             fileRecords += records
-            let declared = try total(0, "file control total", Currency(code: "USD")!)
+            let declared = try total(0, "file control total", Currency(code: "USD")!, blankIsZero: true)
             let declaredGroups = try number(1, "number of groups")
             let declaredRecords = try number(2, "number of records")
             guard declared == fileTotal else {

@@ -239,11 +239,16 @@ public struct BankParseLimits: Sendable, Hashable {
     public var maximumXMLDepth: Int
     /// Most transaction details kept per entry.
     public var maximumTransactionsPerEntry: Int
+    /// Check opening + entries = closing (camt.053, MT940) and MT942 `:90D:`/`:90C:` sums. On by
+    /// default and in the daemon; off only to inspect files that were edited by hand (anonymised
+    /// samples), never to accept a statement for reconciliation. BAI2 control totals are always checked.
+    public var verifiesBalances: Bool
 
     public init(
         maximumInputBytes: Int = 64 << 20, maximumLineBytes: Int = 64 << 10, maximumFieldBytes: Int = 256 << 10,
-        maximumXMLDepth: Int = 64, maximumTransactionsPerEntry: Int = 100_000
+        maximumXMLDepth: Int = 64, maximumTransactionsPerEntry: Int = 100_000, verifiesBalances: Bool = true
     ) {
+        self.verifiesBalances = verifiesBalances
         self.maximumInputBytes = maximumInputBytes
         self.maximumLineBytes = maximumLineBytes
         self.maximumFieldBytes = maximumFieldBytes

@@ -138,7 +138,7 @@ public enum BankFormats {
             return nil
         }
         if content.starts(with: Array("01,".utf8)) { return .bai2 }
-        if content.starts(with: Array("{1:".utf8)) || content.starts(with: Array(":20:".utf8)) { return .mt940 }
+        if content.starts(with: Array("{1:".utf8)) || startsWithTag(content) { return .mt940 }
         // Some banks (e.g. ABN AMRO) put a few header lines before the first tag.
         var lineStart = content.startIndex
         var linesSeen = 0
@@ -150,6 +150,15 @@ public enum BankFormats {
             linesSeen += 1
         }
         return nil
+    }
+
+    /// `:NN:` or `:NNa:`: an MT940 field tag (snippets may start with any tag, not only `:20:`).
+    static func startsWithTag(_ bytes: ArraySlice<UInt8>) -> Bool {
+        let start = bytes.startIndex
+        func digit(_ offset: Int) -> Bool { bytes.count > offset && bytes[start + offset] >= 0x30 && bytes[start + offset] <= 0x39 }
+        guard bytes.count >= 4, bytes[start] == UInt8(ascii: ":"), digit(1), digit(2) else { return false }
+        if bytes[start + 3] == UInt8(ascii: ":") { return true }
+        return bytes.count >= 5 && bytes[start + 3] >= 0x41 && bytes[start + 3] <= 0x5A && bytes[start + 4] == UInt8(ascii: ":")
     }
 
     static func isBlankOrBreak(_ byte: UInt8) -> Bool {

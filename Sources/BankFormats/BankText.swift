@@ -133,12 +133,25 @@ enum BankDateParsing {
     }
 
     /// `YYMMDD` (MT940, BAI2). Years 00–79 are 2000–2079, 80–99 are 1980–1999.
-    static func yymmdd(_ bytes: some Collection<UInt8>) -> BankDate? {
+    /// `clampingDay`: German banks date interest postings "30 February" (a 30-day-month convention);
+    /// such a day (up to 31) becomes the month's last day instead of failing the statement.
+    static func yymmdd(_ bytes: some Collection<UInt8>, clampingDay: Bool = false) -> BankDate? {
         let array = Array(bytes)
         guard array.count == 6, let yy = number(array[0..<2]), let month = number(array[2..<4]),
             let day = number(array[4..<6])
         else { return nil }
-        return BankDate(year: yy < 80 ? 2000 + yy : 1900 + yy, month: month, day: day)
+        let year = yy < 80 ? 2000 + yy : 1900 + yy
+        return clampingDay ? clamped(year: year, month: month, day: day) : BankDate(year: year, month: month, day: day)
+    }
+
+    static func clamped(year: Int, month: Int, day: Int) -> BankDate? {
+        guard (1...31).contains(day) else { return nil }
+        var candidate = day
+        while candidate >= 28 {
+            if let date = BankDate(year: year, month: month, day: candidate) { return date }
+            candidate -= 1
+        }
+        return BankDate(year: year, month: month, day: day)
     }
 
     static func number(_ bytes: some Collection<UInt8>) -> Int? {

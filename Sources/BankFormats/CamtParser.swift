@@ -552,7 +552,7 @@ final class CamtState {
             return fail("statement without a currency (no Acct/Ccy, balance or entry)", line: current.line)
         }
         // A statement with both balances must add up: opening + booked credits − booked debits = closing.
-        if let opening = current.opening, let closing = current.closing, !current.bookedCurrencyMismatch,
+        if limits.verifiesBalances, let opening = current.opening, let closing = current.closing, !current.bookedCurrencyMismatch,
             opening.amount.currency == closing.amount.currency
         {
             let (expected, overflow) = opening.amount.minorUnits.addingReportingOverflow(current.bookedMinorUnits)

@@ -172,7 +172,7 @@ final class MT940Parser: BankChunkParser {
                 throw error(.line(line), ":\(tag): currency \(balance.amount.currency) differs from the opening balance's \(opening.amount.currency)")
             }
             let (expected, overflow) = opening.amount.minorUnits.addingReportingOverflow(current.runningMinorUnits)
-            guard !overflow, expected == balance.amount.minorUnits else {
+            guard !limits.verifiesBalances || (!overflow && expected == balance.amount.minorUnits) else {
                 let computed = Money.format(minorUnits: expected, digits: opening.amount.currency.minorUnitDigits)
                 throw error(
                     .line(line),
@@ -235,10 +235,13 @@ final class MT940Parser: BankChunkParser {
     private func parseStatementLine(_ lines: [ArraySlice<UInt8>], line: Int) throws(BankFormatError) {
         guard let current = statement else { throw error(.line(line), ":61: before :20:") }
         guard let currency = current.currency else { throw error(.line(line), ":61: before the :60F: opening balance") }
-        let bytes = Array(lines[0])
+        var bytes = Array(lines[0])
+        var detailLines = lines.dropFirst()
         var index = 0
         func fail(_ message: String) -> BankFormatError { error(.line(line), ":61: \(message)") }
-        guard bytes.count >= 6, let valueDate = BankDateParsing.yymmdd(bytes[0..<6]) else { throw fail("invalid value date") }
+        guard bytes.count >= 6, let valueDate = BankDateParsing.yymmdd(bytes[0..<6], clampingDay: true) else {
+            throw fail("invalid value date")
+        }
         index = 6
         var bookingDate: BankDate? = valueDate
         if bytes.count >= index + 4, bytes[index..<(index + 4)].allSatisfy(isDigit) {
@@ -247,7 +250,7 @@ final class MT940Parser: BankChunkParser {
             var year = valueDate.year
             if valueDate.month == 12 && month == 1 { year += 1 }
             if valueDate.month == 1 && month == 12 { year -= 1 }
-            guard let entryDate = BankDate(year: year, month: month, day: day) else { throw fail("invalid entry date") }
+            guard let entryDate = BankDateParsing.clamped(year: year, month: month, day: day) else { throw fail("invalid entry date") }
             bookingDate = entryDate
             index += 4
         } else if bytes.count >= index + 4, bytes[index..<(index + 4)].allSatisfy({ $0 == 0x20 }) {
@@ -270,11 +273,15 @@ final class MT940Parser: BankChunkParser {
         default: throw fail("debit/credit mark must be C, D, RC or RD")
         }
         if index < bytes.count, isUpperLetter(bytes[index]) { index += 1 }  // funds code
+        if index == bytes.count, let next = detailLines.first {
+            // Some banks wrap right after the mark: the amount starts the next line.
+            bytes += next
+            detailLines = detailLines.dropFirst()
+        }
         if index < bytes.count, bytes[index] == 0x20 { index += 1 }
         let amountStart = index
         while index < bytes.count, isDigit(bytes[index]) || bytes[index] == UInt8(ascii: ",") { index += 1 }
         guard index > amountStart else { throw fail("missing amount") }
-        guard bytes[amountStart..<index].contains(UInt8(ascii: ",")) else { throw fail("amount without decimal comma") }
         let minorUnits: Int64
         do {
             minorUnits = try BankAmount.parseDecimal(bytes[amountStart..<index], separator: UInt8(ascii: ","), currency: currency)
@@ -298,7 +305,7 @@ final class MT940Parser: BankChunkParser {
             customerReference = BankTextDecoding.decode(rest).trimmingBlanks()
             bankReference = nil
         }
-        let supplementary = lines.dropFirst().map { BankTextDecoding.decode($0).trimmingBlanks() }.joined(separator: " ")
+        let supplementary = detailLines.map { BankTextDecoding.decode($0).trimmingBlanks() }.joined(separator: " ")
 
         let amount = Money(minorUnits: minorUnits, currency: currency)
         let signed = creditDebit == .credit ? minorUnits : -minorUnits
@@ -382,7 +389,7 @@ final class MT940Parser: BankChunkParser {
     /// MT942 `:90D:`/`:90C:` "5EUR1234,56": number and sum of debit/credit entries.
     private func checkMT942Totals(_ value: ArraySlice<UInt8>, tag: String, line: Int) throws(BankFormatError) {
         try flushPendingEntry()
-        guard let current = statement, let currency = current.currency else { return }
+        guard limits.verifiesBalances, let current = statement, let currency = current.currency else { return }
         let bytes = Array(value)
         var index = 0
         while index < bytes.count, isDigit(bytes[index]) { index += 1 }

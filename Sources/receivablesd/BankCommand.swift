@@ -29,6 +29,9 @@ struct BankParseCommand: ParsableCommand {
     @Option(help: "auto, camt.053, camt.054, bai2 or mt940.")
     var format: String = "auto"
 
+    @Flag(help: "Do not check opening + entries = closing (to inspect hand-edited sample files only).")
+    var skipBalanceCheck = false
+
     func validate() throws {
         guard format == "auto" || BankFormat(rawValue: format) != nil else {
             throw ValidationError("--format must be auto, camt.053, camt.054, bai2 or mt940")
@@ -38,11 +41,13 @@ struct BankParseCommand: ParsableCommand {
     func run() throws {
         let requested = format == "auto" ? nil : BankFormat(rawValue: format)
         do {
-            let detected = try BankFileReader.parse(path: file, format: requested, onEntry: { _ in }, onStatement: { _ in })
+            let limits = BankParseLimits(verifiesBalances: !skipBalanceCheck)
+            let detected = try BankFileReader.parse(
+                path: file, format: requested, limits: limits, onEntry: { _ in }, onStatement: { _ in })
             var output = JSONLinesOutput()
             var summary = EntrySummary()
             _ = try BankFileReader.parse(
-                path: file, format: detected,
+                path: file, format: detected, limits: limits,
                 onEntry: { entry in
                     output.write(BankEntryJSON.render(entry))
                     summary.add(entry)
@@ -73,13 +78,14 @@ enum BankFileReader {
     }
 
     static func parse(
-        path: String, format: BankFormat?, onEntry: @escaping (BankEntry) -> Void,
+        path: String, format: BankFormat?, limits: BankParseLimits = BankParseLimits(),
+        onEntry: @escaping (BankEntry) -> Void,
         onStatement: @escaping (BankStatement) -> Void
     ) throws(ReadError) -> BankFormat {
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else { throw .cannotOpen(path, errno) }
         defer { close(descriptor) }
-        let parser = BankStreamParser(format: format, onEntry: onEntry, onStatement: onStatement)
+        let parser = BankStreamParser(format: format, limits: limits, onEntry: onEntry, onStatement: onStatement)
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
         do {
             while true {

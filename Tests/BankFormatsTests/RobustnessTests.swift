@@ -104,7 +104,7 @@ import Testing
             ("C1,56NTRF", "C99999999999999999,56NTRF", "exceeds"),
             ("C1,56NTRF", "C1,567NTRF", "decimals"),
             ("C1,56NTRF", "C1,5,6NTRF", "not a number"),
-            ("C1,56NTRF", "C156NTRF", "comma"),
+            ("C1,56NTRF", "C,NTRF", "not a number"),
             (":60F:C140219EUR", ":60F:C140219XYZ", "unknown currency"),
             (":60F:C140219EUR", ":60F:C140231EUR", "invalid date"),
         ] {
