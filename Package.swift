@@ -48,7 +48,8 @@ let package = Package(
         .executableTarget(
             name: "receivablesd",
             dependencies: [
-                "Daemon", "BankFormats", "Store", "ARContract",
+                "Daemon", "BankFormats", "Store", "ARContract", "AMQPClient", "PostgresClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

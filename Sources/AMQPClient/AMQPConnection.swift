@@ -136,6 +136,10 @@ public final class AMQPConnection {
     private var confirmMode = false
     private var nextPublishTag: UInt64 = 1
     private var returnedTags: Set<UInt64> = []
+    /// Every publish tag up to this one has an outcome (acks may be `multiple`).
+    private var settledThrough: UInt64 = 0
+    /// Outcomes of tags above `settledThrough` that arrived out of order.
+    private var earlyOutcomes: [UInt64: AMQPConfirm] = [:]
 
     public init(_ configuration: AMQPConfiguration) throws(AMQPError) {
         guard let state = amqp_new_connection() else { throw AMQPError("cannot allocate connection") }
@@ -328,6 +332,7 @@ public final class AMQPConnection {
         try check(amqp_get_rpc_reply(state), "confirm.select")
         confirmMode = true
         nextPublishTag = 1
+        settledThrough = 0
     }
 
     /// Publishes one message; returns its confirm sequence number when confirms are on.
@@ -350,22 +355,20 @@ public final class AMQPConnection {
     public func awaitConfirms(through lastTag: UInt64, timeoutMilliseconds: Int) throws(AMQPError) -> [UInt64: AMQPConfirm] {
         precondition(confirmMode, "confirms not enabled")
         var outcomes: [UInt64: AMQPConfirm] = [:]
-        var confirmedThrough: UInt64 = 0
         let deadline = AMQPConnection.monotonicMilliseconds() + Int64(timeoutMilliseconds)
         func settle(_ tag: UInt64, multiple: Bool, as outcome: AMQPConfirm) {
-            let first = multiple ? confirmedThrough + 1 : tag
+            let first = multiple ? settledThrough + 1 : tag
             if first <= tag {
-                for t in first...tag where outcomes[t] == nil {
-                    outcomes[t] = returnedTags.remove(t) != nil ? .returned : outcome
+                for t in first...tag where earlyOutcomes[t] == nil {
+                    earlyOutcomes[t] = returnedTags.remove(t) != nil ? .returned : outcome
                 }
             }
-            if multiple || tag == confirmedThrough + 1 {
-                confirmedThrough = max(confirmedThrough, tag)
-                while outcomes[confirmedThrough + 1] != nil { confirmedThrough += 1 }
+            while let next = earlyOutcomes.removeValue(forKey: settledThrough + 1) {
+                settledThrough += 1
+                outcomes[settledThrough] = next
             }
         }
-        var lastReturnedPending = false
-        while confirmedThrough < lastTag {
+        while settledThrough < lastTag {
             let remaining = deadline - AMQPConnection.monotonicMilliseconds()
             if remaining <= 0 { break }
             var frame = amqp_frame_t()
@@ -387,8 +390,7 @@ public final class AMQPConnection {
                 var message = amqp_message_t()
                 let read = amqp_read_message(state, channel, &message, 0)
                 if read.reply_type == AMQP_RESPONSE_NORMAL { amqp_destroy_message(&message) }
-                lastReturnedPending = true
-                returnedTags.insert(confirmedThrough + 1)
+                returnedTags.insert(settledThrough + 1)
             case AMQP_CHANNEL_CLOSE_METHOD:
                 let close = frame.payload.method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
                 throw AMQPError("channel closed by broker: \(AMQPConnection.string(close.reply_text))", replyCode: close.reply_code)
@@ -399,7 +401,6 @@ public final class AMQPConnection {
                 continue
             }
         }
-        _ = lastReturnedPending
         return outcomes
     }
 

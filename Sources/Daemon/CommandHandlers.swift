@@ -23,7 +23,7 @@ final class HandlerContext {
         self.released = released
         let configuration = pipeline.configuration
         self.events = EventFactory(source: configuration.eventSource, exchange: configuration.topology.eventsExchange,
-                                   cause: [message.envelope.source, message.envelope.id], time: message.envelope.time)
+                                   cause: [message.envelope.source, message.envelope.id], time: WallClock.now())
     }
 
     var envelope: CloudEventEnvelope { message.envelope }
@@ -216,7 +216,7 @@ enum CommandHandlers {
         var data: [(String, JSONValue)]
         if let summary = try store.accountSummary(customerID: request.customerID) {
             let today = try store.currentDate()
-            data = SummaryRendering.render(summary, today: today, asOf: context.envelope.time)
+            data = SummaryRendering.render(summary, today: today, asOf: context.events.time)
         } else {
             data = [("customer_id", .string(request.customerID)),
                     ("error", .object(JSONObject([("code", .string("unknown_customer")),

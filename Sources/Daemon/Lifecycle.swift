@@ -1,3 +1,4 @@
+import ARDomain
 import Logging
 import Synchronization
 #if canImport(Glibc)
@@ -39,6 +40,15 @@ public final class WorkerHealth: Sendable {
     public var isDatabaseUp: Bool { databaseUp.load(ordering: .relaxed) }
     public var isBrokerUp: Bool { brokerUp.load(ordering: .relaxed) }
     public var millisecondsSinceLastTurn: Int64 { Monotonic.milliseconds() - lastTurn.load(ordering: .relaxed) }
+}
+
+/// The wall clock, read only at the edges (the domain gets instants as values).
+public enum WallClock {
+    public static func now() -> Instant {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Instant(microsecondsSinceEpoch: Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000)
+    }
 }
 
 public enum Monotonic {

@@ -69,13 +69,24 @@ struct MessagePipeline: Sendable {
     }
 
     /// Pure checks that need no database: size, JSON, envelope, publisher, schema.
+    /// The publisher a message is authorised as: its broker-verified `user_id`, except that a
+    /// dead-letter replay (published by the daemon's own user, which only operators holding the
+    /// daemon's credentials can do) is authorised as the original publisher it records.
+    func publisher(of delivery: AMQPDelivery) -> String? {
+        let user = delivery.properties.userID
+        if user == configuration.broker.user, case .string(let original)? = delivery.properties.headers["x-original-user-id"] {
+            return original
+        }
+        return user
+    }
+
     func examine(_ delivery: AMQPDelivery) -> Verdict {
         let limits = DecodingLimits(maximumBodyBytes: configuration.maximumBodyBytes, maximumDepth: configuration.maximumJSONDepth)
         let decoded = decoder.decode(body: delivery.body, limits: limits)
         switch decoded {
         case .success(let message):
             let envelope = message.envelope
-            guard configuration.publishers.permits(user: delivery.properties.userID, type: envelope.type) else {
+            guard configuration.publishers.permits(user: publisher(of: delivery), type: envelope.type) else {
                 return .rejected(MessagePipeline.forbidden(delivery, type: envelope.type), source: envelope.source, eventID: envelope.id, type: envelope.type)
             }
             return .accepted(message)
@@ -84,7 +95,7 @@ struct MessagePipeline: Sendable {
             // against the publisher first, so an unauthorised sender learns nothing more.
             let hint = EnvelopeHint.read(delivery.body, maximumBytes: configuration.maximumBodyBytes)
             if let type = hint.type, MessagePipeline.inboundTypes.contains(type),
-               !configuration.publishers.permits(user: delivery.properties.userID, type: type) {
+               !configuration.publishers.permits(user: publisher(of: delivery), type: type) {
                 return .rejected(MessagePipeline.forbidden(delivery, type: type), source: hint.source, eventID: hint.id, type: type)
             }
             return .rejected(rejection, source: hint.source, eventID: hint.id, type: hint.type)
@@ -122,11 +133,14 @@ struct MessagePipeline: Sendable {
     func deadLetter(_ body: [UInt8], routingKey: String, properties: AMQPProperties, rejection: Rejection,
                     source: String?, eventID: String?, type: String?, store: Store) throws {
         var recorded: [String: String] = [:]
+        // A replayed message keeps naming its original publisher, not the daemon that replayed it.
+        let replayedFor = properties.userID == configuration.broker.user ? properties.headers["x-original-user-id"]?.stringValue : nil
+        let publisher = replayedFor ?? properties.userID
         if let contentType = properties.contentType { recorded["content-type"] = contentType }
-        if let user = properties.userID { recorded["x-original-user-id"] = user }
+        if let user = publisher { recorded["x-original-user-id"] = user }
         if let correlation = properties.correlationID { recorded["x-original-correlation-id"] = correlation }
         if let replyTo = properties.replyTo { recorded["x-original-reply-to"] = replyTo }
-        let number = try store.recordDeadLetter(source: source, eventID: eventID, type: type, routingKey: routingKey, userID: properties.userID,
+        let number = try store.recordDeadLetter(source: source, eventID: eventID, type: type, routingKey: routingKey, userID: publisher,
                                                 reason: rejection.code.rawValue, detail: rejection.detail, body: body, properties: recorded)
         var headers = recorded
         headers["x-rejection-reason"] = rejection.code.rawValue

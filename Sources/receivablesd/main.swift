@@ -1,0 +1,24 @@
+import ArgumentParser
+
+/// `receivablesd`: the daemon and its operator tools. Commands parse arguments and delegate.
+struct Receivablesd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "receivablesd",
+        abstract: "Accounts-receivable engine: AMQP in, PostgreSQL books, events out.",
+        subcommands: [
+            ServeCommand.self, MigrateCommand.self, CheckConfigCommand.self, VerifyCommand.self,
+            HeldCommand.self, DeadLetterCommand.self, BankCommand.self, BenchCommand.self,
+        ]
+    )
+}
+
+/// `receivablesd bench …`: throughput and memory figures against a baseline from the same run.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure throughput and memory against a baseline measured in the same run.",
+        subcommands: [BenchBankCommand.self]
+    )
+}
+
+Receivablesd.main()
