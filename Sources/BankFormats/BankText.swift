@@ -154,8 +154,10 @@ enum BankDateParsing {
         return BankDate(year: year, month: month, day: day)
     }
 
+    /// A non-negative decimal count or date part; nil when empty, not all digits, or longer than 9
+    /// digits (no count in these formats needs more; found by fuzzing as an overflow).
     static func number(_ bytes: some Collection<UInt8>) -> Int? {
-        guard !bytes.isEmpty else { return nil }
+        guard !bytes.isEmpty, bytes.count <= 9 else { return nil }
         var value = 0
         for byte in bytes {
             guard byte >= 0x30, byte <= 0x39 else { return nil }
