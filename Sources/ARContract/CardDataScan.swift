@@ -28,13 +28,26 @@ public enum CardDataScan {
         "expiry", "expiration", "expirydate", "expirationdate", "expdate", "expmonth", "expyear", "cardexpiry",
     ]
 
+    /// Lower-cased, without `_`, `-` and spaces. ASCII only: every key we look for is ASCII, and
+    /// a key with other characters cannot equal one of them after removing only those three.
     static func normalizedKey(_ key: String) -> String {
-        var result = ""
-        result.reserveCapacity(key.utf8.count)
-        for scalar in key.unicodeScalars where scalar != "_" && scalar != "-" && scalar != " " {
-            result.unicodeScalars.append(scalar.properties.lowercaseMapping.unicodeScalars.first ?? scalar)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(key.utf8.count)
+        for byte in key.utf8 where byte != UInt8(ascii: "_") && byte != UInt8(ascii: "-") && byte != UInt8(ascii: " ") {
+            bytes.append(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 32 : byte)
         }
-        return result
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// True when the normalized key contains "card" (`card`, `payment_card`, `cardDetails`).
+    static func mentionsCard(_ normalized: String) -> Bool {
+        let bytes = Array(normalized.utf8)
+        guard bytes.count >= 4 else { return false }
+        for start in 0...(bytes.count - 4)
+        where bytes[start] == UInt8(ascii: "c") && bytes[start + 1] == UInt8(ascii: "a") && bytes[start + 2] == UInt8(ascii: "r") && bytes[start + 3] == UInt8(ascii: "d") {
+            return true
+        }
+        return false
     }
 
     static func scan(_ value: JSONValue, path: String, insideCard: Bool) -> String? {
@@ -45,7 +58,7 @@ public enum CardDataScan {
                 let memberPath = path.isEmpty ? member.key : path + "." + member.key
                 if forbiddenKeys.contains(key) || (insideCard && key == "number") { return memberPath }
                 if expiryKeys.contains(key) || (insideCard && key == "exp"), carriesDigits(member.value) { return memberPath }
-                if let found = scan(member.value, path: memberPath, insideCard: key.contains("card")) { return found }
+                if let found = scan(member.value, path: memberPath, insideCard: mentionsCard(key)) { return found }
             }
             return nil
         case .array(let elements):

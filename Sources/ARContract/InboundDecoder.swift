@@ -79,20 +79,22 @@ public struct InboundDecoder: Sendable {
             return .failure(Rejection(code: .cardDataPresent,
                                       detail: "\(path): card data (card number, security code, track data or expiry) is not accepted; send the gateway's token."))
         }
-        if !validator.isValid(document, against: "envelope.json") {
-            let failures = validator.validate(document, against: "envelope.json")
-            let first = failures.first.map { "\($0.fieldPath): \($0.message)" } ?? "not a CloudEvents 1.0 event"
-            return .failure(Rejection(code: .notCloudEvent, detail: "Not a CloudEvents 1.0 structured-mode event: \(first)."))
-        }
-        guard case .string(let type)? = document["type"], inboundTypes.contains(type) else {
-            let type = document["type"]?.stringValue ?? ""
-            return .failure(Rejection(code: .unknownType, detail: "type \"\(type.prefix(128))\" is not an inbound message type."))
-        }
-        let schemaName = type + ".json"
-        if !validator.isValid(document, against: schemaName) {
-            let failures = validator.validate(document, against: schemaName)
+        // Fast path: a known type whose schema (which includes the envelope) accepts the
+        // message. Only a failing message pays for finding out which check it failed first.
+        let type = document["type"]?.stringValue ?? ""
+        let knownType = inboundTypes.contains(type)
+        if !knownType || !validator.isValid(document, against: type + ".json") {
+            if !validator.isValid(document, against: "envelope.json") {
+                let failures = validator.validate(document, against: "envelope.json")
+                let first = failures.first.map { "\($0.fieldPath): \($0.message)" } ?? "not a CloudEvents 1.0 event"
+                return .failure(Rejection(code: .notCloudEvent, detail: "Not a CloudEvents 1.0 structured-mode event: \(first)."))
+            }
+            guard knownType else {
+                return .failure(Rejection(code: .unknownType, detail: "type \"\(type.prefix(128))\" is not an inbound message type."))
+            }
+            let failures = validator.validate(document, against: type + ".json")
             guard let chosen = InboundDecoder.primaryFailure(failures) else {
-                preconditionFailure("validator disagrees with itself on \(schemaName)")
+                preconditionFailure("validator disagrees with itself on \(type).json")
             }
             return .failure(Rejection(code: chosen.rejection, detail: "\(chosen.fieldPath): \(chosen.message)."))
         }

@@ -126,14 +126,115 @@ public struct SchemaValidator: Sendable {
     ]
 }
 
-/// A compiled regular expression. `NSRegularExpression` is immutable after creation and
+/// A compiled `pattern`. Two shapes that our schemas use on almost every field are matched
+/// natively, with exactly the regex semantics, because ICU through `NSRegularExpression` costs a
+/// string bridge per call and the decoder runs for every message:
+/// - `[ranges]` (unanchored search for one character of a class), as in the "no control
+///   characters" rule and the minor-digits rules' `\.`;
+/// - `^[ranges]{m,n}(?![\s\S])` (the whole string, m to n characters of one class).
+/// Everything else goes to ICU. `NSRegularExpression` is immutable after creation and
 /// documented as safe to use from several threads at once, hence `@unchecked Sendable`.
 struct CompiledPattern: @unchecked Sendable {
+    enum Native: Sendable {
+        case containsCharacter(ranges: [ClosedRange<UInt32>], followedByDigits: Int)
+        case wholeStringOfClass(ranges: [ClosedRange<UInt32>], minimum: Int, maximum: Int)
+    }
+
     let source: String
     let expression: NSRegularExpression
+    let native: Native?
+
+    init(source: String, expression: NSRegularExpression) {
+        self.source = source
+        self.expression = expression
+        self.native = CompiledPattern.nativeForm(of: source)
+    }
 
     func matches(_ text: String) -> Bool {
-        expression.firstMatch(in: text, options: [], range: NSRange(location: 0, length: text.utf16.count)) != nil
+        switch native {
+        case .containsCharacter(let ranges, let digits)?:
+            let scalars = Array(text.unicodeScalars)
+            for (position, scalar) in scalars.enumerated() where ranges.contains(where: { $0.contains(scalar.value) }) {
+                guard position + digits < scalars.count || digits == 0 else { continue }
+                if (0..<digits).allSatisfy({ offset in (0x30...0x39).contains(scalars[position + 1 + offset].value) }) { return true }
+            }
+            return false
+        case .wholeStringOfClass(let ranges, let minimum, let maximum)?:
+            var count = 0
+            for scalar in text.unicodeScalars {
+                guard ranges.contains(where: { $0.contains(scalar.value) }) else { return false }
+                count += 1
+                if count > maximum { return false }
+            }
+            return count >= minimum
+        case nil:
+            return expression.firstMatch(in: text, options: [], range: NSRange(location: 0, length: text.utf16.count)) != nil
+        }
+    }
+
+    /// Recognizes the two native shapes; nil (use ICU) for anything else.
+    static func nativeForm(of source: String) -> Native? {
+        let end = "(?![\\s\\S])"
+        if source.hasPrefix("^["), source.hasSuffix(end) {
+            let body = source.dropFirst(1).dropLast(end.count)
+            guard let close = body.firstIndex(of: "]"), let ranges = parseClass(body[body.index(after: body.startIndex)..<close]) else { return nil }
+            let quantifier = body[body.index(after: close)...]
+            guard quantifier.hasPrefix("{"), quantifier.hasSuffix("}") else { return nil }
+            let bounds = quantifier.dropFirst().dropLast().split(separator: ",", omittingEmptySubsequences: false)
+            guard let minimum = Int(bounds[0]) else { return nil }
+            let maximum = bounds.count == 1 ? minimum : Int(bounds[1])
+            guard let maximum, bounds.count <= 2 else { return nil }
+            return .wholeStringOfClass(ranges: ranges, minimum: minimum, maximum: maximum)
+        }
+        if source == "\\." { return .containsCharacter(ranges: [0x2E...0x2E], followedByDigits: 0) }
+        if source.hasPrefix("\\.[0-9]{"), source.hasSuffix("}"), let digits = Int(source.dropFirst(8).dropLast()) {
+            return .containsCharacter(ranges: [0x2E...0x2E], followedByDigits: digits)
+        }
+        if source.hasPrefix("["), source.hasSuffix("]"), let ranges = parseClass(source.dropFirst().dropLast()) {
+            return .containsCharacter(ranges: ranges, followedByDigits: 0)
+        }
+        return nil
+    }
+
+    /// A character class body made only of ASCII letters/digits, `\xHH` escapes and `a-b`
+    /// ranges (no negation, no other escapes); nil otherwise.
+    static func parseClass(_ body: Substring) -> [ClosedRange<UInt32>]? {
+        var points: [UInt32] = []
+        var isRangeMarker: [Bool] = []
+        var scalars = Array(body.unicodeScalars)[...]
+        while let scalar = scalars.first {
+            scalars = scalars.dropFirst()
+            if scalar == "\\" {
+                guard scalars.count >= 3, scalars.first == "x",
+                      let value = UInt32(String(String.UnicodeScalarView(scalars.dropFirst().prefix(2))), radix: 16) else { return nil }
+                points.append(value)
+                isRangeMarker.append(false)
+                scalars = scalars.dropFirst(3)
+            } else if scalar == "-", !points.isEmpty, !scalars.isEmpty {
+                points.append(0)
+                isRangeMarker.append(true)
+            } else if scalar.properties.isASCIIHexDigit || ("g"..."z").contains(scalar) || ("G"..."Z").contains(scalar) {
+                points.append(scalar.value)
+                isRangeMarker.append(false)
+            } else {
+                return nil
+            }
+        }
+        guard !points.isEmpty, isRangeMarker.first == false, isRangeMarker.last == false else { return nil }
+        var ranges: [ClosedRange<UInt32>] = []
+        var index = 0
+        while index < points.count {
+            if index + 2 < points.count, isRangeMarker[index + 1] {
+                guard points[index] <= points[index + 2], !isRangeMarker[index + 2] else { return nil }
+                ranges.append(points[index]...points[index + 2])
+                index += 3
+            } else {
+                guard !isRangeMarker[index] else { return nil }
+                ranges.append(points[index]...points[index])
+                index += 1
+            }
+        }
+        return ranges
     }
 }
 
@@ -438,11 +539,13 @@ struct ValidationRun {
         self.collecting = collecting
     }
 
-    mutating func record(_ node: SchemaNode, _ keyword: String, _ rejection: RejectionCode?, _ message: String) {
+    /// `message` is built only when failures are collected: the quiet runs inside
+    /// anyOf/oneOf/not/if fail often and must stay cheap.
+    mutating func record(_ node: SchemaNode, _ keyword: String, _ rejection: RejectionCode?, _ message: @autoclosure () -> String) {
         guard collecting else { return }
         let pointer = instancePath.map { "/" + SchemaCompiler.escape($0) }.joined()
         failures.append(SchemaFailure(instancePath: pointer, schemaPath: node.location + "/" + keyword,
-                                      rejection: rejection ?? .schemaViolation, message: message))
+                                      rejection: rejection ?? .schemaViolation, message: message()))
     }
 
     /// Evaluates a subschema for its verdict only (inside anyOf/oneOf/not/if).

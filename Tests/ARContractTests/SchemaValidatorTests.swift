@@ -1,4 +1,5 @@
 @testable import ARContract
+import Foundation
 import Testing
 
 @Suite("JSON Schema validator")
@@ -83,5 +84,48 @@ struct SchemaValidatorTests {
         let schema = ##"{"$defs":{"node":{"type":"object","properties":{"next":{"$ref":"#/$defs/node"}}}},"$ref":"#/$defs/node"}"##
         #expect(try failures(schema, ##"{"next":{"next":{"next":{}}}}"##).isEmpty)
         #expect(try failures(schema, ##"{"next":{"next":{"next":1}}}"##).count == 1)
+    }
+}
+
+@Suite("Native pattern shapes agree with ICU")
+struct NativePatternTests {
+    static let samples = [
+        "", "a", "abc", "ABC", "0", "12", "1234", "12345", "4242", "1.5", "1.23", "1.234", "1.2345", "10", ".", "x.1234y",
+        "a\u{0}b", "tab\there", "line\nbreak", "\u{7f}", "\u{85}", "\u{9f}", "\u{a0}", "é", "😀", "abcdefghijklmnopqrst",
+        "abcdefghijklmnopqrstu", "DE89370400440532013000", "1\n", "ab-c", "a b", "٣", "Ⅻ",
+    ]
+
+    @Test("every native pattern in schemas/ matches exactly as ICU does")
+    func nativeAgreesWithICU() throws {
+        var patterns: Set<String> = ["\\.", "\\.[0-9]{2}", "\\.[0-9]{3}", "[\\x00-\\x1f\\x7f-\\x9f]", "^[a-z0-9]{1,20}(?![\\s\\S])", "^[0-9]{4}(?![\\s\\S])"]
+        for text in EmbeddedSchemas.documents.values {
+            collectPatterns(try JSONParser(maximumDepth: 64).parse(text), into: &patterns)
+        }
+        var nativeCount = 0
+        for source in patterns {
+            guard CompiledPattern.nativeForm(of: source) != nil else { continue }
+            nativeCount += 1
+            let pattern = CompiledPattern(source: source, expression: try NSRegularExpression(pattern: source))
+            for sample in Self.samples {
+                let icu = pattern.expression.firstMatch(in: sample, range: NSRange(location: 0, length: sample.utf16.count)) != nil
+                #expect(pattern.matches(sample) == icu, "\(source) on \(sample.debugDescription)")
+            }
+        }
+        #expect(nativeCount >= 6)
+    }
+
+    /// Every `pattern` value anywhere in a schema document.
+    func collectPatterns(_ value: JSONValue, into patterns: inout Set<String>) {
+        switch value {
+        case .object(let object):
+            for member in object {
+                if member.key == "pattern", let source = member.value.stringValue { patterns.insert(source) }
+                collectPatterns(member.value, into: &patterns)
+            }
+        case .array(let elements):
+            for element in elements { collectPatterns(element, into: &patterns) }
+        case .null, .bool, .number, .string:
+            break
+        }
     }
 }
