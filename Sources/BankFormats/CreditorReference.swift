@@ -4,6 +4,17 @@ enum CreditorReference {
     /// The first valid RF reference in `text` (spaces inside it removed), or nil. Valid means
     /// `RF` + 2 check digits + 1–21 alphanumerics whose ISO 7064 MOD 97-10 check passes.
     static func firstRF(in text: String) -> String? {
+        // Fast path: most remittance lines have no "RF" at all.
+        var previous: UInt8 = 0
+        var mayContain = false
+        for byte in text.utf8 {
+            if (byte == UInt8(ascii: "F") || byte == UInt8(ascii: "f")) && (previous == UInt8(ascii: "R") || previous == UInt8(ascii: "r")) {
+                mayContain = true
+                break
+            }
+            previous = byte
+        }
+        guard mayContain else { return nil }
         let scalars = Array(text.uppercased().unicodeScalars)
         var index = 0
         while index + 4 < scalars.count {

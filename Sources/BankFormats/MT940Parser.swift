@@ -499,6 +499,17 @@ struct MT940Information {
         return result
     }
 
+    /// The keyword spelled by `part` (blanks around it ignored), if it is one.
+    private static func keyword(_ part: ArraySlice<UInt8>) -> String? {
+        var start = part.startIndex
+        var end = part.endIndex
+        while start < end, part[start] == 0x20 { start += 1 }
+        while end > start, part[end - 1] == 0x20 { end -= 1 }
+        guard (2...9).contains(end - start), part[start..<end].allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) else { return nil }
+        let candidate = String(decoding: part[start..<end], as: UTF8.self)
+        return keywords.contains(candidate) ? candidate : nil
+    }
+
     private static let keywords: Set<String> = [
         "EREF", "REMI", "ORDP", "BENM", "NAME", "IBAN", "BIC", "TRTP", "CSID", "MARF", "PREF", "RTRN", "ISDT", "ID",
         "ADDR", "CNTP", "ULTC", "ULTD", "ULTB", "PURP", "SVWZ", "ABWA", "CDTRREF", "CDTRREFTP", "OCMT", "ACCW", "BUSP",
@@ -506,28 +517,35 @@ struct MT940Information {
     ]
 
     /// `/KEY/value/KEY/value…` where KEY is one of the known keywords (values may contain "/").
+    /// Works on bytes: this runs for every entry of large statements.
     private static func parseKeywords(_ text: String) -> MT940Information? {
-        var parts = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        if parts.last?.trimmingBlanks().isEmpty == true { parts.removeLast() }
-        var fields: [(key: String, value: String, pieces: Int)] = []
-        for part in parts.dropFirst() {
-            if keywords.contains(part.trimmingBlanks()) {
-                fields.append((part.trimmingBlanks(), "", 0))
-            } else if !fields.isEmpty {
-                let last = fields.count - 1
-                fields[last].value += (fields[last].pieces == 0 ? "" : "/") + part
-                fields[last].pieces += 1
-            }
+        let bytes = Array(text.utf8)
+        let slash = UInt8(ascii: "/")
+        var fields: [(key: String, value: String)] = []
+        var openKey: String?
+        var valueStart = 0
+        func closeField(at end: Int) {
+            guard let key = openKey else { return }
+            var valueEnd = max(end, valueStart)
+            while valueEnd > valueStart, bytes[valueEnd - 1] == slash || bytes[valueEnd - 1] == 0x20 { valueEnd -= 1 }
+            fields.append((key, String(decoding: bytes[valueStart..<valueEnd], as: UTF8.self)))
         }
+        var partStart = 1  // bytes[0] is "/"
+        while partStart <= bytes.count {
+            var partEnd = partStart
+            while partEnd < bytes.count, bytes[partEnd] != slash { partEnd += 1 }
+            if let key = keyword(bytes[partStart..<partEnd]) {
+                closeField(at: partStart - 1)
+                openKey = key
+                valueStart = min(partEnd + 1, bytes.count)
+            }
+            partStart = partEnd + 1
+        }
+        closeField(at: bytes.count)
         guard !fields.isEmpty else { return nil }
         var information = MT940Information()
         func value(_ key: String) -> String? {
-            // "//" before the next keyword leaves a "/" at the end of the value
-            fields.first { $0.key == key }.flatMap { field in
-                var value = Substring(field.value)
-                while value.hasSuffix("/") { value = value.dropLast() }
-                return BankTextDecoding.trimmedOrNil(String(value))
-            }
+            fields.first { $0.key == key }.flatMap { BankTextDecoding.trimmedOrNil($0.value) }
         }
         if var remittance = value("REMI") {
             for prefix in ["USTD//", "USTD/", "STRD/CUR//", "STRD/CUR/", "STRD/ISO//", "STRD/ISO/", "STRD//", "STRD/"] where remittance.hasPrefix(prefix) {

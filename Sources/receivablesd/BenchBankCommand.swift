@@ -28,6 +28,9 @@ struct BenchBankCommand: ParsableCommand {
     @Option(help: "Only these formats (comma-separated).")
     var formats: String = "camt.053,camt.054,bai2,mt940"
 
+    @Flag(help: "Keep the generated files (for profiling or cross-checking).")
+    var keepFiles = false
+
     @Option(help: .hidden) var child: String?
     @Option(help: .hidden) var childFormat: String?
     @Option(help: .hidden) var childFile: String?
@@ -43,7 +46,7 @@ struct BenchBankCommand: ParsableCommand {
         for format in selected {
             let path = (directory as NSString).appendingPathComponent("bench-bank-\(getpid())-\(format.rawValue)")
             let entries = try BenchStatementGenerator.write(format: format, bytes: megabytes << 20, path: path)
-            defer { unlink(path) }
+            defer { if !keepFiles { unlink(path) } }
             var baselines: [ChildReport] = []
             var parses: [ChildReport] = []
             for _ in 0..<runs {
