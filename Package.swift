@@ -71,6 +71,7 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
+        .testTarget(name: "OperationsTests", swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Daemon", "Store", "ARContract", "AMQPClient", "PostgresClient"],
