@@ -120,7 +120,8 @@ public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
             let start = index
             while index < b.count, b[index] >= 0x30, b[index] <= 0x39 { index += 1 }
             let fraction = b[start..<index]
-            guard !fraction.isEmpty, fraction.count <= 9 else { return nil }
+            // RFC 3339 time-secfrac is "." 1*DIGIT: any length; digits past microseconds are dropped.
+            guard !fraction.isEmpty else { return nil }
             var scale: Int64 = 100_000
             for digit in fraction.prefix(6) { micros += Int64(digit - 0x30) * scale; scale /= 10 }
         }
