@@ -176,6 +176,47 @@ import Testing
         #expect(books.lotSummary == ["CN1 20.00"])
     }
 
+    @Test func bankCreditMatchedToOneInvoiceKeepsTheRestAsCredit() throws {
+        var books = Self.fresh()
+        books.issue(invoice("A", usd("100.00"), due: "2026-01-10"))
+        books.issue(invoice("B", usd("100.00"), due: "2026-01-20"))
+        let result = try books.receive(
+            MoneyOrigin(.bankCredit, "E1"), amount: usd("150.00"), cashAccount: .cash("bank"), kind: .bankCreditReceived,
+            explicit: [RequestedAllocation(invoiceID: "B", amount: usd("100.00"))], spreadRest: false)
+        #expect(result.allocations.map(\.invoiceID) == ["B"])
+        #expect(result.unapplied == usd("50.00"))
+        #expect(books.state("A") == "open 100.00")  // not spread onto A
+        #expect(books.state("B") == "paid 0.00")
+        #expect(books.journal.last?.kind == .bankCreditReceived)
+        #expect(books.lotSummary == ["E1 50.00"])
+    }
+
+    @Test func heldAllocationRefundedBeforeItsInvoiceArrives() throws {
+        var books = Self.fresh()
+        try books.pay("P", usd("80.00"), explicit: [("X", usd("50.00"))], unknown: ["X"])
+        #expect(books.lotSummary == ["P 50.00 for X", "P 30.00"])
+        // The payment's plain credit goes first, then what was held.
+        books.refund("P", usd("40.00"))
+        #expect(books.lotSummary == ["P 40.00 for X"])
+        books.refund("P", usd("40.00"))
+        #expect(books.lotSummary.isEmpty)
+        books.issue(invoice("X", usd("50.00")))
+        #expect(books.state("X") == "open 50.00")
+        #expect(books.credit.isEmpty)
+    }
+
+    @Test func creditFromAVoidedInvoiceIsRefundedFromItsPayment() throws {
+        var books = Self.fresh()
+        books.issue(invoice("A", jpy("1000")))
+        try books.pay("P", jpy("1000"))
+        try books.void(invoiceID: "A")
+        books.issue(invoice("B", jpy("600")))  // the returned credit pays B
+        #expect(books.state("B") == "paid 0")
+        #expect(books.refund("P", jpy("700")) == ["B 300 -> 300"])
+        #expect(books.state("B") == "partially_paid 300")
+        #expect(books.standing(of: payment("P"), in: jpy) == jpy("300"))
+    }
+
     @Test func changesSinceLoadForTheStore() throws {
         // Books as the Store would load them: one stored lot and one stored application.
         let stored = Invoice(
