@@ -84,6 +84,20 @@ enum CamtTag: String {
     case RltdPties, Dbtr, DbtrAcct, Cdtr, CdtrAcct, Pty, Nm, RmtInf, Ustrd, Strd, CdtrRefInf, Ref
     case AddtlNtryInf, AddtlTxInf
     case other
+
+    /// Leaves whose text is read; text of every other element is not even collected (speed).
+    var carriesText: Bool {
+        switch self {
+        case .Id, .ElctrncSeqNb, .LglSeqNb, .IBAN, .Ccy, .Cd, .Amt, .CdtDbtInd, .Dt, .DtTm, .NtryRef, .RvslInd, .Sts,
+            .AcctSvcrRef, .SubFmlyCd, .EndToEndId, .TxId, .Nm, .Ustrd, .Ref, .AddtlNtryInf, .AddtlTxInf:
+            true
+        case .Document, .BkToCstmrStmt, .BkToCstmrDbtCdtNtfctn, .BkToCstmrAcctRpt, .Stmt, .Ntfctn, .Rpt, .Acct, .Othr,
+            .Bal, .Tp, .CdOrPrtry, .Prtry, .Ntry, .BookgDt, .ValDt, .BkTxCd, .Domn, .Fmly, .NtryDtls, .TxDtls, .Refs,
+            .AmtDtls, .TxAmt, .InstdAmt, .RltdPties, .Dbtr, .DbtrAcct, .Cdtr, .CdtrAcct, .Pty, .RmtInf, .Strd,
+            .CdtrRefInf, .other:
+            false
+        }
+    }
 }
 
 /// Parser state reached from the C callbacks through the context's `_private` pointer.
@@ -288,7 +302,7 @@ final class CamtState {
     }
 
     func textFound(_ characters: UnsafePointer<xmlChar>?, _ length: Int) {
-        guard failure == nil, let characters, length > 0 else { return }
+        guard failure == nil, let characters, length > 0, tags.last?.carriesText == true else { return }
         guard text.count + length <= limits.maximumFieldBytes else {
             fail("element text longer than \(limits.maximumFieldBytes) bytes")
             return
@@ -298,7 +312,7 @@ final class CamtState {
 
     func elementEnded(_ localName: UnsafePointer<xmlChar>?) {
         guard failure == nil, let last = tags.last else { return }
-        let value = BankTextDecoding.decode(text).trimmingBlanks()
+        let value = last.carriesText ? BankTextDecoding.decode(text).trimmingBlanks() : ""
         text.removeAll(keepingCapacity: true)
         handleEnd(last, value)
         tags.removeLast()
