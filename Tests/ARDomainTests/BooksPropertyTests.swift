@@ -287,6 +287,14 @@ struct SplitMix: RandomNumberGenerator {
                     }
                 }
             }
+            // Revenue booked for an invoice (issue, adjustments, void) is its live amount.
+            var revenue: [String: Int64] = [:]
+            for entry in fullJournal where [.invoiceIssued, .invoiceAdjusted, .invoiceVoided].contains(entry.kind) {
+                for line in entry.lines where line.account == .revenue { revenue[entry.reference, default: 0] += line.credit - line.debit }
+            }
+            for (id, invoice) in books.invoices where (revenue[id] ?? 0) != (invoice.status == .voided ? 0 : invoice.amount.minorUnits) {
+                problems.append("\(id): revenue from journal \(revenue[id] ?? 0) != amount \(invoice.amount.minorUnits) (\(invoice.status))")
+            }
             for (id, invoice) in books.invoices where (receivable[id] ?? 0) != invoice.balance.minorUnits {
                 problems.append("\(id): receivable from journal \(receivable[id] ?? 0) != balance \(invoice.balance.minorUnits)")
             }
