@@ -387,6 +387,13 @@ class Generator:
         body3.insert(rng.randint(pos + 1, len(body3)), resend)
         body3.insert(rng.randint(body3.index(resend) + 1, len(body3)), resend2)
         ph3.messages.extend(body3)
+        # billing sends another KWD invoice for the pre-paying customer before the one the wire named:
+        # the money held for the named invoice must not be spent on it
+        inv_other = self.new_invoice(s_prepay, "KWD", amount=412750, issue=self.today, terms=30)
+        ph3.messages.append(self.issue(inv_other, "another invoice for the pre-paying customer (must not take the held wire)",
+                                       "prepaid_not_spent"))
+        self.stories["prepaid_not_spent"] = {"customer": s_prepay["customer_id"], "invoice": inv_other["invoice_id"],
+                                             "what": "an unrelated KWD invoice issued while the wire is held: the held money stays held"}
 
         self.stories["overpay_refund"] = {"customer": s_over["customer_id"], "invoice": inv_over["invoice_id"],
                                           "payment": p_over.body["data"]["payment_id"],

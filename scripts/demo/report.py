@@ -156,7 +156,7 @@ def render(scenario, messages, summaries, held_snapshots, held_now, dead_now, pl
         cur = d["currency"]
         allocs = d.get("allocations") or []
         alloc_text = "; ".join(f"{number.get(a['invoice_id'], a['invoice_id'])} {show_text(a['amount'], cur)} (left {show_text(a['invoice_balance'], cur)})"
-                               for a in allocs) or "(none: credit)"
+                               for a in allocs) or "(none applied)"
         rows.append([name(d["customer_id"], 26), d["method"], show_text(d["amount"], cur), alloc_text,
                      show_text(d["unapplied_amount"], cur), show_text(d["customer_balance"], cur), show_text(d.get("credit_balance", "0"), cur)])
     parts.append(table(["CUSTOMER", "METHOD", "AMOUNT", "ALLOCATIONS (invoice amount (balance left))", "UNAPPLIED", "CUST. BALANCE",
@@ -173,7 +173,7 @@ def render(scenario, messages, summaries, held_snapshots, held_now, dead_now, pl
 
     # --- account summaries ---
     parts.append(heading("Account summaries (portal request/reply: account.summary.requested)"))
-    featured = [scenario.stories[k]["customer"] for k in ("overpay_refund", "chargeback", "ach_pending", "credit_first", "held_customer")
+    featured = [scenario.stories[k]["customer"] for k in ("overpay_refund", "chargeback", "prepaid", "ach_pending", "credit_first", "held_customer")
                 if k in scenario.stories]
     multi_cur = [c for c, v in cust.items() if len(v["currencies"]) > 1]
     featured += multi_cur[:1]
@@ -304,6 +304,11 @@ def check_story(key, s, out, summaries, held_snapshots, held_now, scenario):
             t, b = status(s["invoice"])
             ok = t == "paid"
             return ok_text(ok), f"confirmed with unapplied {c.get('unapplied_amount')} KWD; invoice {t} on issue, balance {b}"
+        if key == "prepaid_not_spent":
+            path = [t for _, t, _ in out.status.get(s["invoice"], [])]
+            t, b = status(s["invoice"])
+            ok = t == "open" and b == "412.750"
+            return ok_text(ok), f"other invoice {' -> '.join(path)}, balance {b} KWD"
         if key == "held_customer":
             snapshot = next(iter(held_snapshots.values()), ("", 0))
             was_held = "invoice.issued" in snapshot[0] and f"customer {s['customer']}" in snapshot[0]
