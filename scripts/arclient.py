@@ -78,12 +78,27 @@ class Publisher:
 
 
 class Capture:
-    """An exclusive queue bound to the outbound and dead-letter exchanges, read as admin."""
+    """A queue bound to the outbound and dead-letter exchanges, read as admin.
 
-    def __init__(self, bindings=(("ar.events", "#"), ("ar.dead-letter", "#"))):
+    By default an exclusive server-named queue on `ar.events` and `ar.dead-letter`. Tests that
+    run the daemon with private exchanges pass `events_exchange` / `dead_letter_exchange`; a
+    capture that must outlive this connection (publish in one process, check in another) passes
+    `queue=<name>`: a named, non-exclusive queue that `delete()` removes.
+    """
+
+    def __init__(self, bindings=None, events_exchange="ar.events", dead_letter_exchange="ar.dead-letter", queue=None,
+                 queue_arguments=None):
+        self.events_exchange = events_exchange
+        self.dead_letter_exchange = dead_letter_exchange
+        if bindings is None:
+            bindings = ((events_exchange, "#"), (dead_letter_exchange, "#"))
         self.connection = connect("ADMIN")
         self.channel = self.connection.channel()
-        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
+        if queue is None:
+            self.queue = self.channel.queue_declare("", exclusive=True).method.queue
+        else:
+            self.queue = self.channel.queue_declare(queue, durable=False, exclusive=False, auto_delete=False,
+                                                     arguments=queue_arguments).method.queue
         for exchange, key in bindings:
             self.channel.exchange_declare(exchange, "topic", durable=True)
             self.channel.queue_bind(self.queue, exchange, key)
@@ -123,10 +138,17 @@ class Capture:
         return self.messages
 
     def events(self, type_=None):
-        return [m for m in self.messages if m.exchange == "ar.events" and (type_ is None or m.routing_key == type_)]
+        return [m for m in self.messages if m.exchange == self.events_exchange and (type_ is None or m.routing_key == type_)]
 
     def dead_letters(self):
-        return [m for m in self.messages if m.exchange == "ar.dead-letter"]
+        return [m for m in self.messages if m.exchange == self.dead_letter_exchange]
+
+    def delete(self):
+        """Deletes the queue (for a named capture) and closes the connection."""
+        try:
+            self.channel.queue_delete(self.queue)
+        finally:
+            self.close()
 
     def close(self):
         try:
@@ -165,8 +187,12 @@ class Portal:
         self.channel = self.connection.channel()
         self.reply_queue = self.channel.queue_declare("", exclusive=True).method.queue
         self.user = credentials("PORTAL")[0]
+        self.last_reply_properties = None
 
-    def request(self, type_, data, timeout=30.0, source="portal"):
+    def request(self, type_, data, timeout=30.0, source="portal", expect_source=None):
+        """Publishes a request and returns the reply's JSON body. With `expect_source`, replies
+        from another responder (a different daemon `source`) are skipped. The reply's AMQP
+        properties are kept in `self.last_reply_properties`."""
         correlation = str(uuid.uuid4())
         body = event(type_, data, source=source, subject=data.get("customer_id"))
         props = pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2, user_id=self.user,
@@ -177,7 +203,11 @@ class Portal:
             method, props, reply = self.channel.basic_get(self.reply_queue, auto_ack=True)
             if method is not None:
                 if props.correlation_id == correlation:
-                    return json.loads(reply)
+                    parsed = json.loads(reply)
+                    if expect_source is not None and parsed.get("source") != expect_source:
+                        continue
+                    self.last_reply_properties = props
+                    return parsed
                 continue
             self.connection.process_data_events(time_limit=0.1)
         raise TimeoutError(f"no reply to {type_} within {timeout}s")
