@@ -104,8 +104,8 @@ def render(scenario, messages, summaries, held_snapshots, held_now, dead_now, pl
         r[2] += ok or 0
         r[3] += bad or 0
         r[4] += resend or 0
-    parts.append(table(["TYPE", "PUBLISHER", "MESSAGES", "DELIBERATELY BAD", "RE-SENT"],
-                       [[t, r, a, b or "", c or ""] for t, r, a, b, c in merged.values()], right={2, 3, 4}))
+    parts.append(table(["TYPE", "PUBLISHER", "MESSAGES", "OF WHICH DELIBERATELY BAD", "OF WHICH RE-SENT"],
+                       [[t, r, a + b + c, b or "", c or ""] for t, r, a, b, c in merged.values()], right={2, 3, 4}))
     parts.append(f"  total {len(played)} messages, plus {len(summaries)} portal account summary requests")
 
     # --- events out ---
