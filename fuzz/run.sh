@@ -31,6 +31,7 @@ esac
 dictionary=()
 [ -f "$root/fuzz/$parser.dict" ] && dictionary=(-dict="$root/fuzz/$parser.dict")
 
+rm -f "$build/artifacts/$parser"/*  # only this run's findings are reported and kept
 status=0
 "$build/fuzz-$parser" "$build/corpus/$parser" "${dictionary[@]}" -max_total_time="$seconds" -timeout=10 \
     -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$build/artifacts/$parser/" || status=$?
