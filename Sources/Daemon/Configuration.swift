@@ -31,6 +31,12 @@ public struct PublisherPolicy: Sendable, Equatable {
         "arteam": ["reconciliation.resolved", "dispute.*", "promise_to_pay.recorded"],
     ])
 
+    /// A type (`invoice.issued`), a prefix (`invoice.*`) or `*`.
+    static func isValidPattern(_ pattern: String) -> Bool {
+        let body = pattern.hasSuffix(".*") ? String(pattern.dropLast(2)) : pattern
+        return pattern == "*" || (!body.isEmpty && body.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "." || $0 == "_" })
+    }
+
     public func permits(user: String?, type: String) -> Bool {
         guard let user, let patterns = allowed[user] else { return false }
         return patterns.contains { pattern in
@@ -59,8 +65,11 @@ public struct DaemonConfiguration: Sendable {
     public var holdSeconds: Int64 = 7 * 24 * 3600
     public var housekeepingIntervalSeconds = 5
     public var outboxBatchSize = 256
+    public var httpHost = "127.0.0.1"
     public var httpPort: Int?
     public var logLevel = "info"
+    /// Dunning policies (YAML); the built-in standard policy when absent.
+    public var policiesFile: String?
 
     public init(database: PostgresConfiguration, broker: AMQPConfiguration) {
         self.database = database

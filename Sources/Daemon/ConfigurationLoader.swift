@@ -1,5 +1,9 @@
 import AMQPClient
+import ARDomain
+import Configuration
 import PostgresClient
+import SystemPackage
+import Yams
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,84 +11,115 @@ import Glibc
 /// A configuration mistake, named so an operator can fix it.
 public struct ConfigurationError: Error, CustomStringConvertible {
     public let problems: [String]
-    public var description: String { problems.joined(separator: "\n") }
+    public init(problems: [String]) { self.problems = problems }
+    public var description: String { problems.map { "- " + $0 }.joined(separator: "\n") }
 }
 
-/// Reads settings from the environment (`RECEIVABLESD_*`) and secrets from the systemd
-/// credentials directory (`$CREDENTIALS_DIRECTORY`, files `db-password`, `amqp-password`),
-/// falling back to `RECEIVABLESD_CREDENTIALS_DIRECTORY` and then to `RECEIVABLESD_DB_PASSWORD` /
-/// `RECEIVABLESD_AMQP_PASSWORD`.
+/// Where configuration comes from, highest precedence first:
+/// 1. secrets from the systemd credentials directory (`$CREDENTIALS_DIRECTORY`, or
+///    `RECEIVABLESD_CREDENTIALS_DIRECTORY`): files `db-password`, `amqp-password`, ...;
+/// 2. environment variables `RECEIVABLESD_<KEY>` (`db.host` → `RECEIVABLESD_DB_HOST`);
+/// 3. the YAML file (`--config`, `RECEIVABLESD_CONFIG`, default /etc/receivablesd/receivablesd.yaml);
+/// 4. the built-in defaults documented in config/receivablesd.yaml.
+public struct ConfigurationSources: Sendable {
+    public var file: String?
+    public var environment: [String: String]
+
+    public init(file: String? = nil, environment: [String: String] = ProcessEnvironment.current) {
+        self.file = file
+        self.environment = environment
+    }
+
+    var filePath: String { file ?? environment["RECEIVABLESD_CONFIG"] ?? "/etc/receivablesd/receivablesd.yaml" }
+    var fileIsExplicit: Bool { file != nil || environment["RECEIVABLESD_CONFIG"] != nil }
+    var credentialsDirectory: String? { environment["CREDENTIALS_DIRECTORY"] ?? environment["RECEIVABLESD_CREDENTIALS_DIRECTORY"] }
+}
+
 public enum ConfigurationLoader {
-    public static func load(environment: [String: String] = ProcessEnvironment.current) throws(ConfigurationError) -> DaemonConfiguration {
+    /// Every key the YAML file may contain (a misspelt key is an error, not silently ignored).
+    static let knownKeys: Set<String> = [
+        "db.host", "db.port", "db.name", "db.user", "db.password", "db.sslmode", "db.sslrootcert", "db.sslcert", "db.sslkey",
+        "amqp.host", "amqp.port", "amqp.vhost", "amqp.user", "amqp.password", "amqp.heartbeat", "amqp.tls", "amqp.cacert",
+        "amqp.cert", "amqp.key", "amqp.verify_peer", "amqp.verify_hostname",
+        "inbound_exchange", "events_exchange", "dead_letter_exchange", "work_queue", "dead_letter_queue", "work_queue_type",
+        "delivery_limit", "consumers", "prefetch", "batch_size", "max_body_bytes", "max_json_depth", "hold_seconds",
+        "housekeeping_seconds", "event_source", "log_level", "http.host", "http.port", "policies_file", "publishers",
+    ]
+
+    public static func load(_ sources: ConfigurationSources = ConfigurationSources()) async throws(ConfigurationError) -> DaemonConfiguration {
         var problems: [String] = []
-        func string(_ key: String, _ fallback: String) -> String { environment[key].flatMap { $0.isEmpty ? nil : $0 } ?? fallback }
-        func int(_ key: String, _ fallback: Int, _ range: ClosedRange<Int>) -> Int {
-            guard let text = environment[key], !text.isEmpty else { return fallback }
-            guard let value = Int(text), range.contains(value) else {
-                problems.append("\(key)=\(text): expected an integer in \(range.lowerBound)...\(range.upperBound)")
-                return fallback
+        var providers: [any ConfigProvider] = []
+        if let directory = sources.credentialsDirectory, access(directory, R_OK | X_OK) == 0 {
+            do { providers.append(try await DirectoryFilesProvider(directoryPath: FilePath(directory))) } catch {
+                problems.append("credentials directory \(directory): \(error)")
             }
-            return value
         }
-        func secret(_ file: String, _ key: String) -> String? {
-            for directory in [environment["CREDENTIALS_DIRECTORY"], environment["RECEIVABLESD_CREDENTIALS_DIRECTORY"]].compactMap({ $0 }) {
-                if let text = readFile(directory + "/" + file) { return text }
+        providers.append(EnvironmentVariablesProvider(
+            environmentVariables: sources.environment,
+            secretsSpecifier: .dynamic { key, _ in key.hasSuffix("PASSWORD") || key.hasSuffix("_KEY") }
+        ).prefixKeys(with: "receivablesd"))
+        var publishersFromFile: [String: [String]]?
+        let path = sources.filePath
+        if access(path, F_OK) == 0 {
+            do {
+                providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
+                let text = try String(decoding: readAll(path), as: UTF8.self)
+                let (unknown, publishers) = try inspectYAML(text)
+                problems += unknown.map { "\(path): unknown key '\($0)'" }
+                publishersFromFile = publishers
+            } catch {
+                problems.append("\(path): \(error)")
             }
-            return environment[key]
+        } else if sources.fileIsExplicit {
+            problems.append("configuration file \(path) does not exist")
         }
-        let database = PostgresConfiguration(
-            host: string("RECEIVABLESD_DB_HOST", "127.0.0.1"), port: int("RECEIVABLESD_DB_PORT", 5432, 1...65535),
-            database: string("RECEIVABLESD_DB_NAME", "receivablesd"), user: string("RECEIVABLESD_DB_USER", "receivablesd"),
-            password: secret("db-password", "RECEIVABLESD_DB_PASSWORD"), sslMode: string("RECEIVABLESD_DB_SSLMODE", "prefer"),
-            sslRootCert: environment["RECEIVABLESD_DB_SSLROOTCERT"], sslCert: environment["RECEIVABLESD_DB_SSLCERT"],
-            sslKey: environment["RECEIVABLESD_DB_SSLKEY"])
-        let validModes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
-        if !validModes.contains(database.sslMode) {
-            problems.append("RECEIVABLESD_DB_SSLMODE=\(database.sslMode): expected one of \(validModes.joined(separator: ", "))")
-        }
-        let amqpPassword = secret("amqp-password", "RECEIVABLESD_AMQP_PASSWORD")
-        if amqpPassword == nil { problems.append("no broker password: set the credential amqp-password or RECEIVABLESD_AMQP_PASSWORD") }
-        var tls: AMQPTLSConfiguration?
-        if string("RECEIVABLESD_AMQP_TLS", "false") == "true" {
-            tls = AMQPTLSConfiguration(caCertificatePath: environment["RECEIVABLESD_AMQP_CACERT"],
-                                       clientCertificatePath: environment["RECEIVABLESD_AMQP_CERT"],
-                                       clientKeyPath: environment["RECEIVABLESD_AMQP_KEY"],
-                                       verifyPeer: string("RECEIVABLESD_AMQP_VERIFY_PEER", "true") == "true",
-                                       verifyHostname: string("RECEIVABLESD_AMQP_VERIFY_HOSTNAME", "true") == "true")
-        }
-        let broker = AMQPConfiguration(
-            host: string("RECEIVABLESD_AMQP_HOST", "127.0.0.1"), port: int("RECEIVABLESD_AMQP_PORT", tls == nil ? 5672 : 5671, 1...65535),
-            virtualHost: string("RECEIVABLESD_AMQP_VHOST", "/"), user: string("RECEIVABLESD_AMQP_USER", "receivablesd"),
-            password: amqpPassword ?? "", heartbeatSeconds: int("RECEIVABLESD_AMQP_HEARTBEAT", 30, 0...600), tls: tls)
-        var configuration = DaemonConfiguration(database: database, broker: broker)
-        configuration.consumers = int("RECEIVABLESD_CONSUMERS", 1, 1...64)
-        configuration.prefetch = UInt16(int("RECEIVABLESD_PREFETCH", 64, 1...10_000))
-        configuration.batchSize = int("RECEIVABLESD_BATCH_SIZE", 32, 1...1_000)
-        configuration.maximumBodyBytes = int("RECEIVABLESD_MAX_BODY_BYTES", 1_048_576, 1_024...67_108_864)
-        configuration.maximumJSONDepth = int("RECEIVABLESD_MAX_JSON_DEPTH", 32, 4...256)
-        configuration.holdSeconds = Int64(int("RECEIVABLESD_HOLD_SECONDS", 7 * 24 * 3600, 1...366 * 24 * 3600))
-        configuration.housekeepingIntervalSeconds = int("RECEIVABLESD_HOUSEKEEPING_SECONDS", 5, 1...3600)
-        configuration.eventSource = string("RECEIVABLESD_EVENT_SOURCE", "receivablesd")
-        configuration.logLevel = string("RECEIVABLESD_LOG_LEVEL", "info")
-        if let port = environment["RECEIVABLESD_HTTP_PORT"], !port.isEmpty { configuration.httpPort = int("RECEIVABLESD_HTTP_PORT", 0, 1...65535) }
-        configuration.topology.workQueueType = string("RECEIVABLESD_WORK_QUEUE_TYPE", "quorum")
-        configuration.topology.workQueue = string("RECEIVABLESD_WORK_QUEUE", configuration.topology.workQueue)
-        configuration.topology.inboundExchange = string("RECEIVABLESD_INBOUND_EXCHANGE", configuration.topology.inboundExchange)
-        configuration.topology.eventsExchange = string("RECEIVABLESD_EVENTS_EXCHANGE", configuration.topology.eventsExchange)
-        configuration.topology.deadLetterExchange = string("RECEIVABLESD_DEAD_LETTER_EXCHANGE", configuration.topology.deadLetterExchange)
-        configuration.topology.deadLetterQueue = string("RECEIVABLESD_DEAD_LETTER_QUEUE", configuration.topology.deadLetterQueue)
-        if !["quorum", "classic"].contains(configuration.topology.workQueueType) {
-            problems.append("RECEIVABLESD_WORK_QUEUE_TYPE=\(configuration.topology.workQueueType): expected quorum or classic")
-        }
-        if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(configuration.logLevel) {
-            problems.append("RECEIVABLESD_LOG_LEVEL=\(configuration.logLevel): expected trace, debug, info, notice, warning, error or critical")
-        }
-        guard problems.isEmpty else { throw ConfigurationError(problems: problems) }
+        let reader = ConfigReader(providers: providers)
+        var settings = Settings(reader: reader)
+        let configuration = settings.build(publishersFromFile: publishersFromFile, environment: sources.environment)
+        problems += settings.problems
+        guard problems.isEmpty, let configuration else { throw ConfigurationError(problems: problems) }
         return configuration
     }
 
-    /// A secret file's contents without the trailing newline editors add; nil if unreadable.
-    static func readFile(_ path: String) -> String? {
+    /// Unknown keys of a YAML document, and the `publishers` map (user → type patterns).
+    static func inspectYAML(_ text: String) throws -> (unknown: [String], publishers: [String: [String]]?) {
+        guard let root = try Yams.load(yaml: text) else { return ([], nil) }
+        guard let mapping = root as? [String: Any] else { throw ConfigurationError(problems: ["the top level must be a mapping"]) }
+        var unknown: [String] = []
+        var publishers: [String: [String]]?
+        func walk(_ node: [String: Any], prefix: String) {
+            for (key, value) in node {
+                let path = prefix.isEmpty ? key : prefix + "." + key
+                if path == "publishers" {
+                    var map: [String: [String]] = [:]
+                    if let entries = value as? [String: Any] {
+                        for (user, patterns) in entries {
+                            map[user] = (patterns as? [Any])?.map { "\($0)" } ?? ["\(patterns)"]
+                        }
+                    } else {
+                        unknown.append("publishers (must map broker users to lists of message types)")
+                    }
+                    publishers = map
+                    continue
+                }
+                if let child = value as? [String: Any] {
+                    walk(child, prefix: path)
+                } else if !knownKeys.contains(path) {
+                    unknown.append(path)
+                }
+            }
+        }
+        walk(mapping, prefix: "")
+        return (unknown.sorted(), publishers)
+    }
+
+    static func readAll(_ path: String) throws -> [UInt8] {
+        guard let text = readFile(path, limit: 1_048_576) else { throw ConfigurationError(problems: ["cannot read \(path)"]) }
+        return Array(text.utf8)
+    }
+
+    /// A file's contents without the trailing newline editors add; nil if unreadable or huge.
+    static func readFile(_ path: String, limit: Int = 65_536) -> String? {
         guard let file = fopen(path, "r") else { return nil }
         defer { fclose(file) }
         var bytes: [UInt8] = []
@@ -93,10 +128,133 @@ public enum ConfigurationLoader {
             let count = fread(&buffer, 1, buffer.count, file)
             if count <= 0 { break }
             bytes.append(contentsOf: buffer[0..<count])
-            if bytes.count > 65_536 { return nil }
+            if bytes.count > limit { return nil }
         }
         while let last = bytes.last, last == 0x0a || last == 0x0d { bytes.removeLast() }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// Reads and checks each setting, collecting every problem instead of stopping at the first.
+private struct Settings {
+    let reader: ConfigReader
+    var problems: [String] = []
+
+    init(reader: ConfigReader) { self.reader = reader }
+
+    mutating func string(_ key: String, _ fallback: String) -> String {
+        guard let value = reader.string(forKey: ConfigKey(key)) ?? reader.int(forKey: ConfigKey(key)).map(String.init) else { return fallback }
+        return value
+    }
+
+    mutating func optionalString(_ key: String) -> String? {
+        reader.string(forKey: ConfigKey(key)).flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    mutating func int(_ key: String, _ fallback: Int, _ range: ClosedRange<Int>) -> Int {
+        if let value = reader.int(forKey: ConfigKey(key)) {
+            guard range.contains(value) else {
+                problems.append("\(key) = \(value): expected \(range.lowerBound)...\(range.upperBound)")
+                return fallback
+            }
+            return value
+        }
+        if let text = reader.string(forKey: ConfigKey(key)) {
+            problems.append("\(key) = '\(text)': expected an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return fallback
+    }
+
+    mutating func bool(_ key: String, _ fallback: Bool) -> Bool {
+        if let value = reader.bool(forKey: ConfigKey(key)) { return value }
+        if let text = reader.string(forKey: ConfigKey(key)) { problems.append("\(key) = '\(text)': expected true or false") }
+        return fallback
+    }
+
+    mutating func oneOf(_ key: String, _ fallback: String, _ allowed: [String]) -> String {
+        let value = string(key, fallback)
+        if !allowed.contains(value) { problems.append("\(key) = '\(value)': expected one of \(allowed.joined(separator: ", "))") }
+        return value
+    }
+
+    mutating func readablePath(_ key: String) -> String? {
+        guard let path = optionalString(key) else { return nil }
+        if access(path, R_OK) != 0 { problems.append("\(key) = \(path): file not readable") }
+        return path
+    }
+
+    mutating func build(publishersFromFile: [String: [String]]?, environment: [String: String]) -> DaemonConfiguration? {
+        let sslMode = oneOf("db.sslmode", "prefer", ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"])
+        let database = PostgresConfiguration(
+            host: string("db.host", "127.0.0.1"), port: int("db.port", 5432, 1...65535), database: string("db.name", "receivablesd"),
+            user: string("db.user", "receivablesd"), password: optionalString("db.password"), sslMode: sslMode,
+            sslRootCert: readablePath("db.sslrootcert"), sslCert: readablePath("db.sslcert"), sslKey: readablePath("db.sslkey"))
+        if (sslMode == "verify-ca" || sslMode == "verify-full") && database.sslRootCert == nil {
+            problems.append("db.sslmode = \(sslMode) needs db.sslrootcert (the CA that signed the server certificate)")
+        }
+        let tlsEnabled = bool("amqp.tls", false)
+        var tls: AMQPTLSConfiguration?
+        if tlsEnabled {
+            tls = AMQPTLSConfiguration(caCertificatePath: readablePath("amqp.cacert"), clientCertificatePath: readablePath("amqp.cert"),
+                                       clientKeyPath: readablePath("amqp.key"), verifyPeer: bool("amqp.verify_peer", true),
+                                       verifyHostname: bool("amqp.verify_hostname", true))
+            if tls?.verifyPeer == true && tls?.caCertificatePath == nil { problems.append("amqp.tls = true with peer verification needs amqp.cacert") }
+            if (tls?.clientCertificatePath == nil) != (tls?.clientKeyPath == nil) { problems.append("amqp.cert and amqp.key go together") }
+        }
+        let password = optionalString("amqp.password")
+        if password == nil { problems.append("no broker password: provide the credential amqp-password (or RECEIVABLESD_AMQP_PASSWORD)") }
+        let broker = AMQPConfiguration(
+            host: string("amqp.host", "127.0.0.1"), port: int("amqp.port", tlsEnabled ? 5671 : 5672, 1...65535),
+            virtualHost: string("amqp.vhost", "/"), user: string("amqp.user", "receivablesd"), password: password ?? "",
+            heartbeatSeconds: int("amqp.heartbeat", 30, 0...600), tls: tls)
+        var configuration = DaemonConfiguration(database: database, broker: broker)
+        configuration.topology.inboundExchange = string("inbound_exchange", configuration.topology.inboundExchange)
+        configuration.topology.eventsExchange = string("events_exchange", configuration.topology.eventsExchange)
+        configuration.topology.deadLetterExchange = string("dead_letter_exchange", configuration.topology.deadLetterExchange)
+        configuration.topology.workQueue = string("work_queue", configuration.topology.workQueue)
+        configuration.topology.deadLetterQueue = string("dead_letter_queue", configuration.topology.deadLetterQueue)
+        configuration.topology.workQueueType = oneOf("work_queue_type", "quorum", ["quorum", "classic"])
+        configuration.topology.deliveryLimit = int("delivery_limit", 20, 1...1000)
+        configuration.consumers = int("consumers", 1, 1...64)
+        configuration.prefetch = UInt16(int("prefetch", 64, 1...10_000))
+        configuration.batchSize = int("batch_size", 32, 1...1_000)
+        configuration.maximumBodyBytes = int("max_body_bytes", 1_048_576, 1_024...67_108_864)
+        configuration.maximumJSONDepth = int("max_json_depth", 32, 4...256)
+        configuration.holdSeconds = Int64(int("hold_seconds", 7 * 24 * 3600, 1...366 * 24 * 3600))
+        configuration.housekeepingIntervalSeconds = int("housekeeping_seconds", 5, 1...3600)
+        configuration.eventSource = string("event_source", "receivablesd")
+        configuration.logLevel = oneOf("log_level", "info", ["trace", "debug", "info", "notice", "warning", "error", "critical"])
+        configuration.httpHost = string("http.host", "127.0.0.1")
+        if optionalString("http.port") != nil || reader.int(forKey: "http.port") != nil {
+            configuration.httpPort = int("http.port", 9464, 1...65535)
+        }
+        configuration.policiesFile = optionalString("policies_file")
+        if let publishers = publishersFromFile { configuration.publishers = PublisherPolicy(allowed: publishers) }
+        // RECEIVABLESD_PUBLISHERS="billing=customer.upserted,invoice.*;gateway=payment.*" overrides the file.
+        if let text = environment["RECEIVABLESD_PUBLISHERS"], !text.isEmpty {
+            var map: [String: [String]] = [:]
+            for entry in text.split(separator: ";") {
+                let parts = entry.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { problems.append("RECEIVABLESD_PUBLISHERS: '\(entry)' is not user=type,type"); continue }
+                map[String(parts[0]).trimmed] = parts[1].split(separator: ",").map { String($0).trimmed }
+            }
+            configuration.publishers = PublisherPolicy(allowed: map)
+        }
+        for (user, patterns) in configuration.publishers.allowed {
+            for pattern in patterns where !PublisherPolicy.isValidPattern(pattern) {
+                problems.append("publishers.\(user): '\(pattern)' is not a message type or a prefix ending in .*")
+            }
+        }
+        return problems.isEmpty ? configuration : nil
+    }
+}
+
+extension String {
+    var trimmed: String {
+        var text = Substring(self)
+        while text.first?.isWhitespace == true { text.removeFirst() }
+        while text.last?.isWhitespace == true { text.removeLast() }
+        return String(text)
     }
 }
 

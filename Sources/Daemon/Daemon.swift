@@ -1,92 +1,113 @@
 import AMQPClient
 import ARContract
+import ARDomain
 import CSystemd
+import Dispatch
 import Logging
+import Metrics
 import PostgresClient
+import Prometheus
 import Store
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// `receivablesd serve`: checks the database (migrating it) and the broker topology, tells
 /// systemd READY=1, runs the consumers and the outbox publisher on their own threads, pings the
-/// watchdog while they are healthy, reloads on SIGHUP and drains on SIGTERM/SIGINT.
-public final class Daemon {
+/// watchdog while they are healthy, reloads policies and log level on SIGHUP and drains on
+/// SIGTERM/SIGINT (SPEC section 6).
+public final class Daemon: Sendable {
     let configuration: DaemonConfiguration
+    let sources: ConfigurationSources
     let logger: Logger
+    let logLevel: LogLevelControl
     let stop = StopSignal()
-    /// Publisher drain deadline (monotonic ms), set when stopping.
+    let state = ServiceState()
+    let policies: PolicyHolder
     private let drainDeadline = DrainDeadline()
-    private let reload: (@Sendable () throws -> Void)?
 
-    public init(configuration: DaemonConfiguration, logger: Logger, reload: (@Sendable () throws -> Void)? = nil) {
+    public init(configuration: DaemonConfiguration, sources: ConfigurationSources, logger: Logger, logLevel: LogLevelControl,
+                policies: DunningPolicies) {
         self.configuration = configuration
+        self.sources = sources
         self.logger = logger
-        self.reload = reload
+        self.logLevel = logLevel
+        self.policies = PolicyHolder(policies)
     }
 
     /// Runs until SIGTERM or SIGINT; returns the process exit status.
     public func run() -> Int32 {
-        // Signals are taken by sigwait on this thread only: block them before any thread starts.
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, signal) }
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        Glibc.signal(SIGPIPE, SIG_IGN)
+        SignalPipe.install([SIGTERM, SIGINT, SIGHUP])
 
-        guard waitUntilDependenciesReady(signals: signals) else {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        DaemonMetrics.registerSeries()
+        let http = HTTPEndpoint()
+        if let port = configuration.httpPort {
+            do {
+                try http.start(host: configuration.httpHost, port: port, registry: registry, state: state)
+                logger.info("metrics and health endpoint listening", metadata: ["address": "\(configuration.httpHost):\(port)"])
+            } catch {
+                logger.error("cannot listen for metrics and health", metadata: ["address": "\(configuration.httpHost):\(port)", "error": "\(error)"])
+                return 1
+            }
+        }
+        defer { http.stop() }
+
+        guard waitUntilDependenciesReady() else {
             logger.info("stopped before becoming ready")
             return 0
         }
 
-        var threads: [pthread_t] = []
-        var healths: [WorkerHealth] = []
         let decoder: InboundDecoder
         do { decoder = try InboundDecoder() } catch {
             preconditionFailure("the embedded JSON Schemas do not compile: \(error)")  // a build defect, caught by tests
         }
         let pipeline = MessagePipeline(configuration: configuration, logger: logger, decoder: decoder)
+        var threads: [pthread_t] = []
+        var healths: [WorkerHealth] = []
         for index in 0..<max(1, configuration.consumers) {
-            let health = WorkerHealth()
+            let health = WorkerHealth(name: "consumer-\(index)")
             healths.append(health)
             let worker = ConsumerWorker(configuration: configuration, pipeline: pipeline, stop: stop, health: health,
                                         logger: Logger.child(logger, "consumer", index))
-            threads.append(startThread(name: "consumer-\(index)") { [worker] in worker.run() })
+            threads.append(startThread(name: "consumer-\(index)") { worker.run() })
         }
-        let publisherHealth = WorkerHealth()
+        let publisherHealth = WorkerHealth(name: "publisher-0")
         healths.append(publisherHealth)
         let publisher = OutboxPublisher(configuration: configuration, stop: stop, health: publisherHealth, logger: Logger.child(logger, "publisher", 0))
         let deadline = drainDeadline
-        let publisherThread = startThread(name: "publisher") { [publisher] in publisher.run(drainDeadline: { deadline.value }) }
+        let publisherThread = startThread(name: "publisher") { publisher.run(drainDeadline: { deadline.value }) }
 
+        let workers = healths
+        state.setProbe {
+            let stuck = workers.filter { $0.millisecondsSinceLastTurn > 30_000 }.map(\.name)
+            let down = workers.filter { !$0.isDatabaseUp || !$0.isBrokerUp }.map(\.name)
+            let detail = stuck.isEmpty && down.isEmpty ? "all workers connected"
+                : "stuck: \(stuck.joined(separator: ",")) disconnected: \(down.joined(separator: ","))"
+            return (stuck.isEmpty, stuck.isEmpty && down.isEmpty, detail)
+        }
+        state.setReady(true)
         SystemdNotifier.notify("READY=1\nSTATUS=consuming \(configuration.topology.workQueue)")
         logger.info("receivablesd ready", metadata: ["queue": "\(configuration.topology.workQueue)", "consumers": "\(configuration.consumers)"])
 
         let watchdogMicroseconds = SystemdNotifier.watchdogMicroseconds()
         let tick = watchdogMicroseconds.map { max(100, Int($0 / 2_000)) } ?? 1_000
         while true {
-            var timeout = timespec(tv_sec: tick / 1000, tv_nsec: (tick % 1000) * 1_000_000)
-            let received = sigtimedwait(&signals, nil, &timeout)
+            let received = SignalPipe.next(timeoutMilliseconds: Int32(tick))
             if received == SIGTERM || received == SIGINT {
                 logger.info("stopping: finishing in-flight messages and flushing the outbox")
                 SystemdNotifier.notify("STOPPING=1")
                 break
             }
-            if received == SIGHUP {
-                SystemdNotifier.notify("RELOADING=1\nMONOTONIC_USEC=\(Monotonic.milliseconds() * 1000)")
-                do {
-                    try reload?()
-                    logger.info("configuration reloaded")
-                } catch {
-                    logger.error("reload refused; keeping the previous configuration", metadata: ["error": "\(error)"])
-                }
-                SystemdNotifier.notify("READY=1")
-            }
+            if received == SIGHUP { reload() }
             // Ping only while every loop turns and reaches the database: a wedged daemon is
             // restarted by systemd instead of silently holding messages.
             let healthy = healths.allSatisfy { $0.millisecondsSinceLastTurn < 30_000 } && healths.contains { $0.isDatabaseUp }
             if healthy, watchdogMicroseconds != nil { SystemdNotifier.notify("WATCHDOG=1") }
         }
+        state.setReady(false)
         drainDeadline.set(Monotonic.milliseconds() + 20_000)
         stop.stop()
         for thread in threads { pthread_join(thread, nil) }
@@ -95,11 +116,39 @@ public final class Daemon {
         return 0
     }
 
+    /// SIGHUP: re-read the configuration's reloadable parts (dunning policies, log level).
+    /// A broken file is refused and the running configuration kept.
+    func reload() {
+        SystemdNotifier.notify("RELOADING=1\nMONOTONIC_USEC=\(Monotonic.nanoseconds() / 1000)")
+        defer { SystemdNotifier.notify("READY=1") }
+        let sources = self.sources
+        let loaded = blockingAwait { () async -> Result<DaemonConfiguration, ConfigurationError> in
+            do { return .success(try await ConfigurationLoader.load(sources)) } catch let error as ConfigurationError {
+                return .failure(error)
+            } catch {
+                return .failure(ConfigurationError(problems: ["\(error)"]))
+            }
+        }
+        switch loaded {
+        case .failure(let error):
+            logger.error("reload refused: configuration is invalid; keeping the running configuration", metadata: ["problems": "\(error.problems.joined(separator: "; "))"])
+        case .success(let fresh):
+            do throws(PolicyError) {
+                let newPolicies = try PolicyLoader.load(fresh.policiesFile)
+                policies.replace(newPolicies)
+                logLevel.level = Logger.Level(rawValue: fresh.logLevel) ?? .info
+                logger.notice("configuration reloaded", metadata: ["policies": "\(newPolicies.policies.keys.sorted().joined(separator: ","))",
+                                                                   "log_level": "\(fresh.logLevel)"])
+            } catch {
+                logger.error("reload refused: dunning policies are invalid; keeping the running policies", metadata: ["problems": "\(error.problems.joined(separator: "; "))"])
+            }
+        }
+    }
+
     /// Waits (with backoff) until PostgreSQL answers and is migrated and the broker topology is
     /// declared. READY=1 must not be sent before (SPEC section 6). False if stopped meanwhile.
-    private func waitUntilDependenciesReady(signals: sigset_t) -> Bool {
+    private func waitUntilDependenciesReady() -> Bool {
         var backoff = Backoff()
-        var signals = signals
         while true {
             do {
                 let connection = try PostgresConnection(configuration.database)
@@ -113,26 +162,39 @@ public final class Daemon {
                 SystemdNotifier.notify("STATUS=waiting for dependencies: \(error)")
                 logger.warning("waiting for PostgreSQL and RabbitMQ", metadata: ["error": "\(error)"])
             }
-            let wait = backoff.next()
-            var timeout = timespec(tv_sec: wait / 1000, tv_nsec: (wait % 1000) * 1_000_000)
-            let received = sigtimedwait(&signals, nil, &timeout)
+            let received = SignalPipe.next(timeoutMilliseconds: Int32(backoff.next()))
             if received == SIGTERM || received == SIGINT { return false }
         }
     }
 }
 
-/// The publisher's drain deadline, written by the main thread when stopping.
-final class DrainDeadline: Sendable {
-    private let deadline = AtomicInt64Box()
-    func set(_ value: Int64) { deadline.store(value) }
-    var value: Int64? { let v = deadline.load(); return v == 0 ? nil : v }
+/// The dunning policies in force; replaced whole on reload.
+public final class PolicyHolder: Sendable {
+    private let current: Mutex<DunningPolicies>
+    init(_ policies: DunningPolicies) { current = Mutex(policies) }
+    public var policies: DunningPolicies { current.withLock { $0 } }
+    func replace(_ policies: DunningPolicies) { current.withLock { $0 = policies } }
 }
 
-import Synchronization
-final class AtomicInt64Box: Sendable {
-    private let atomic = Atomic<Int64>(0)
-    func store(_ value: Int64) { atomic.store(value, ordering: .releasing) }
-    func load() -> Int64 { atomic.load(ordering: .acquiring) }
+/// Runs async work from a plain thread (the signal loop) and waits for it; never call it from
+/// a task on the cooperative pool.
+func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    let semaphore = DispatchSemaphore(value: 0)
+    let box = Mutex<T?>(nil)
+    Task {
+        let value = await body()
+        box.withLock { $0 = value }
+        semaphore.signal()
+    }
+    semaphore.wait()
+    return box.withLock { $0! }
+}
+
+/// The publisher's drain deadline, written by the main thread when stopping.
+final class DrainDeadline: Sendable {
+    private let deadline = Atomic<Int64>(0)
+    func set(_ value: Int64) { deadline.store(value, ordering: .releasing) }
+    var value: Int64? { let v = deadline.load(ordering: .acquiring); return v == 0 ? nil : v }
 }
 
 extension Logger {

@@ -25,16 +25,23 @@ public final class StopSignal: Sendable {
 
 /// Health of one worker, read by readiness, watchdog and metrics.
 public final class WorkerHealth: Sendable {
+    let name: String
     private let databaseUp = Atomic<Bool>(false)
     private let brokerUp = Atomic<Bool>(false)
     /// Monotonic milliseconds of the last loop turn: a stuck loop stops the watchdog pings.
     private let lastTurn = Atomic<Int64>(0)
 
-    public init() {}
+    public init(name: String) { self.name = name }
 
     public func set(database: Bool? = nil, broker: Bool? = nil) {
-        if let database { databaseUp.store(database, ordering: .relaxed) }
-        if let broker { brokerUp.store(broker, ordering: .relaxed) }
+        if let database {
+            databaseUp.store(database, ordering: .relaxed)
+            DaemonMetrics.connection("database", worker: name, up: database)
+        }
+        if let broker {
+            brokerUp.store(broker, ordering: .relaxed)
+            DaemonMetrics.connection("broker", worker: name, up: broker)
+        }
     }
     public func turned() { lastTurn.store(Monotonic.milliseconds(), ordering: .relaxed) }
     public var isDatabaseUp: Bool { databaseUp.load(ordering: .relaxed) }
@@ -52,6 +59,12 @@ public enum WallClock {
 }
 
 public enum Monotonic {
+    public static func nanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+
     public static func milliseconds() -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)

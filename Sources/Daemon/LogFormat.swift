@@ -9,13 +9,19 @@ import Glibc
 /// no card number, IBAN or long account number reaches the journal.
 public struct LogfmtHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+    /// Shared by every logger of the process, so `systemctl reload` changes the level at once.
+    let level: LogLevelControl
     let label: String
     static let lock = Mutex<Void>(())
 
-    public init(label: String, level: Logger.Level) {
+    public init(label: String, level: LogLevelControl) {
         self.label = label
-        self.logLevel = level
+        self.level = level
+    }
+
+    public var logLevel: Logger.Level {
+        get { level.level }
+        set { level.level = newValue }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -66,6 +72,16 @@ public struct LogfmtHandler: LogHandler {
 }
 
 import ARDomain
+
+/// The process-wide log level, changeable at run time (reload).
+public final class LogLevelControl: Sendable {
+    private let raw: Atomic<Int>
+    public init(_ level: Logger.Level) { raw = Atomic(Logger.Level.allCases.firstIndex(of: level) ?? 2) }
+    public var level: Logger.Level {
+        get { Logger.Level.allCases[raw.load(ordering: .relaxed)] }
+        set { raw.store(Logger.Level.allCases.firstIndex(of: newValue) ?? 2, ordering: .relaxed) }
+    }
+}
 
 enum ARDomainInstant {
     static func render(seconds: Int64, nanoseconds: Int64) -> String {

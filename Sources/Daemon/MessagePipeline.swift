@@ -36,6 +36,7 @@ struct MessagePipeline: Sendable {
 
     @discardableResult
     func process(_ batch: [AMQPDelivery], store: Store) throws(PostgresError) -> [Disposition] {
+        let started = Monotonic.nanoseconds()
         let examined = batch.map(examine)
         var attempt = 0
         while true {
@@ -49,7 +50,8 @@ struct MessagePipeline: Sendable {
                     try store.notifyOutbox()
                     return result
                 }
-                for (delivery, disposition) in zip(batch, dispositions) { log(delivery, examined: nil, disposition) }
+                for (delivery, disposition) in zip(batch, dispositions) { record(delivery, disposition) }
+                DaemonMetrics.processing(nanoseconds: Monotonic.nanoseconds() - started, messages: batch.count)
                 return dispositions
             } catch let error as PostgresError where error.isRetryableConflict && attempt < 5 {
                 logger.info("batch conflicted with another instance; retrying", metadata: ["attempt": "\(attempt)"])
@@ -166,6 +168,7 @@ struct MessagePipeline: Sendable {
                 }
                 try store.notifyOutbox()
             }
+            DaemonMetrics.held(count: try store.heldCount(), oldestAgeSeconds: try store.oldestHeldAgeSeconds())
         } catch let error as PostgresError {
             throw error
         } catch {
@@ -173,8 +176,19 @@ struct MessagePipeline: Sendable {
         }
     }
 
-    private func log(_ delivery: AMQPDelivery, examined: Verdict?, _ disposition: Disposition) {
+    /// One log line and the metrics of one delivery's outcome.
+    private func record(_ delivery: AMQPDelivery, _ disposition: Disposition) {
         let hint = EnvelopeHint.read(delivery.body, maximumBytes: configuration.maximumBodyBytes)
+        let type = hint.type.flatMap { MessagePipeline.inboundTypes.contains($0) ? $0 : nil } ?? "unknown"
+        switch disposition {
+        case .applied: DaemonMetrics.message(type: type, outcome: "applied")
+        case .duplicate: DaemonMetrics.message(type: type, outcome: "duplicate")
+        case .held: DaemonMetrics.message(type: type, outcome: "held")
+        case .replied: DaemonMetrics.message(type: type, outcome: "replied")
+        case .rejected(let code):
+            DaemonMetrics.message(type: type, outcome: "rejected")
+            DaemonMetrics.rejection(reason: code.rawValue)
+        }
         var metadata: Logger.Metadata = ["type": "\(hint.type ?? delivery.routingKey)", "id": "\(hint.id ?? "-")"]
         if let subject = hint.subject { metadata["customer"] = "\(subject)" }
         switch disposition {

@@ -17,6 +17,7 @@ final class OutboxPublisher: @unchecked Sendable {
     private var database: Store?
     private var broker: AMQPConnection?
     private var backoff = Backoff()
+    private var lastBacklogReport: Int64 = 0
 
     init(configuration: DaemonConfiguration, stop: StopSignal, health: WorkerHealth, logger: Logger) {
         self.configuration = configuration
@@ -38,6 +39,11 @@ final class OutboxPublisher: @unchecked Sendable {
                 let channel = try connectBroker()
                 let published = try publishBatch(store: store, broker: channel)
                 backoff.reset()
+                if Monotonic.milliseconds() - lastBacklogReport > 2_000 {
+                    lastBacklogReport = Monotonic.milliseconds()
+                    let backlog = try store.outboxBacklog()
+                    DaemonMetrics.outbox(backlog: backlog.count, oldestAgeSeconds: backlog.oldestAgeSeconds)
+                }
                 if published == 0 {
                     if stop.isStopping { break }
                     _ = try store.db.waitForNotifications(timeoutMilliseconds: 200)
@@ -108,6 +114,9 @@ final class OutboxPublisher: @unchecked Sendable {
             let outcomes = try broker.awaitConfirms(through: lastTag, timeoutMilliseconds: 30_000)
             let acked = outcomes.filter { $0.value != .nack }.compactMap { tagToSeq[$0.key] }
             try store.markPublished(acked)
+            var byType: [String: Int] = [:]
+            for row in pending where acked.contains(row.seq) { byType[row.message.type, default: 0] += 1 }
+            for (type, count) in byType { DaemonMetrics.published(type: type, count: count) }
             if acked.count < pending.count {
                 // Unconfirmed rows stay in the outbox and are retried on a fresh channel.
                 throw AMQPError("\(pending.count - acked.count) of \(pending.count) messages not confirmed by the broker")

@@ -527,3 +527,9 @@ extension Store {
             """, [.text(customerID), .text(currency)]).first?.int64("balance") ?? 0
     }
 }
+
+extension Store {
+    public func heldCount() throws(PostgresError) -> Int64 {
+        try db.query("SELECT count(*) AS n FROM held_messages").first?.int64("n") ?? 0
+    }
+}

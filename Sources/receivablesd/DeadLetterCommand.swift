@@ -7,17 +7,17 @@ struct DeadLetterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "dead-letter", abstract: "Inspect and replay rejected messages.",
                                                     subcommands: [List.self, Replay.self])
 
-    struct List: ParsableCommand {
+    struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "Rejected messages, newest first: reason, detail, type, id, age.")
         @OptionGroup var connection: ConnectionOptions
         @Option(help: "Only this rejection reason (e.g. schema_violation).") var reason: String?
         @Option(help: "Only this message id (CloudEvents id or dead-letter number).") var id: String?
         @Option(help: "At most this many rows.") var limit = 200
 
-        func run() throws {
-            let store = Store(try connection.database())
+        func run() async throws {
+            let store = Store(try await connection.database())
             let records: [DeadLetterRecord]
-            do { records = try store.deadLetters(reason: reason, id: id, limit: limit) } catch { throw ValidationError("\(error)") }
+            do { records = try store.deadLetters(reason: reason, id: id, limit: limit) } catch { throw CommandFailure("\(error)") }
             print(Table.render(["#", "AGE", "REASON", "TYPE", "ID", "PUBLISHER", "REPLAYED", "DETAIL"], records.map {
                 [String($0.number), Table.age($0.ageSeconds), $0.reason, $0.type ?? "?", $0.eventID ?? "?", $0.userID ?? "?",
                  $0.replayedAt ?? "", Redaction.mask($0.detail)]
@@ -26,7 +26,7 @@ struct DeadLetterCommand: ParsableCommand {
         }
     }
 
-    struct Replay: ParsableCommand {
+    struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "replay",
             abstract: "Republish dead letters to the inbound exchange after a fix; they still de-duplicate.",
@@ -44,9 +44,9 @@ struct DeadLetterCommand: ParsableCommand {
             if reason == nil && id == nil { throw ValidationError("name what to replay with --reason and/or --id") }
         }
 
-        func run() throws {
-            let configuration = try connection.load()
-            let store = Store(try connection.database())
+        func run() async throws {
+            let configuration = try await connection.load()
+            let store = Store(try await connection.database())
             do {
                 let records = try store.deadLetters(reason: reason, id: id, includeReplayed: again, limit: 100_000).reversed()
                 let broker = try AMQPConnection(configuration.broker)
@@ -62,16 +62,16 @@ struct DeadLetterCommand: ParsableCommand {
                                                                             replyTo: record.properties["x-original-reply-to"],
                                                                             userID: configuration.broker.user, headers: headers))
                     let outcome = try broker.awaitConfirms(through: tag, timeoutMilliseconds: 10_000)
-                    guard outcome[tag] == .ack else { throw ValidationError("broker did not confirm replay of dead letter \(record.number)") }
+                    guard outcome[tag] == .ack else { throw CommandFailure("broker did not confirm replay of dead letter \(record.number)") }
                     try store.markReplayed(record.number)
                     replayed += 1
                 }
                 broker.close()
                 print("replayed \(replayed) message(s) to \(configuration.topology.inboundExchange)")
-            } catch let error as ValidationError {
+            } catch let error as CommandFailure {
                 throw error
             } catch {
-                throw ValidationError("\(error)")
+                throw CommandFailure("\(error)")
             }
         }
     }

@@ -1,7 +1,8 @@
 import ArgumentParser
 
 /// `receivablesd`: the daemon and its operator tools. Commands parse arguments and delegate.
-struct Receivablesd: ParsableCommand {
+@main
+struct Receivablesd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "receivablesd",
         abstract: "Accounts-receivable engine: AMQP in, PostgreSQL books, events out.",
@@ -13,7 +14,7 @@ struct Receivablesd: ParsableCommand {
 }
 
 /// `receivablesd bench …`: throughput and memory figures against a baseline from the same run.
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure throughput and memory against a baseline measured in the same run.",
@@ -21,4 +22,3 @@ struct BenchCommand: ParsableCommand {
     )
 }
 
-Receivablesd.main()
