@@ -57,7 +57,7 @@ migrate: build
 # stopped on success, failure and interruption alike (trap in with-services.sh).
 test: deps
 	@exec env RECEIVABLESD_FAST_DB=1 RECEIVABLESD_FAST_STOP=1 $(WITH) --label "make test" -- \
-	    bash -c 'set -e; swift build; export RECEIVABLESD_BIN="$$PWD/.build/debug/receivablesd"; exec swift test'
+	    bash -c 'set -e; swift build; export RECEIVABLESD_BIN="$$PWD/.build/debug/receivablesd"; exec swift test --no-parallel'
 
 demo: deps
 	@test -f scripts/demo.sh || { echo "demo: scripts/demo.sh does not exist yet (it is written by the demo's owner)" >&2; exit 1; }
