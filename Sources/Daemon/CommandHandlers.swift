@@ -56,11 +56,8 @@ enum CommandHandlers {
             throw Rejection(code: RejectionCode(rawValue: rejection.code), detail: rejection.detail)
         }
         switch disposition {
-        case .held(let waiting):
-            if !context.released {
-                try context.store.setInboxOutcome(source: envelope.source, eventID: envelope.id, outcome: "held")
-            }
-            _ = waiting
+        case .held:
+            try context.store.setInboxOutcome(source: envelope.source, eventID: envelope.id, outcome: "held")
         case .duplicate:
             try context.store.setInboxOutcome(source: envelope.source, eventID: envelope.id, outcome: "noop")
         default:
@@ -141,6 +138,7 @@ enum CommandHandlers {
             return try hold(context, waitingKind: "customer", waitingID: command.customerID)
         }
         let fingerprint = Fingerprint.of(command)
+        try store.lockKey("invoice", command.invoiceID)
         if let existing = try store.invoice(command.invoiceID) {
             guard existing.document.fingerprint == fingerprint else {
                 throw Rejection(code: .conflictingDuplicate,
@@ -164,6 +162,7 @@ enum CommandHandlers {
     private static func invoiceChanged(_ invoiceID: String, _ context: HandlerContext,
                                        _ change: (inout CustomerBooks, Invoice) throws -> Void) throws -> Disposition {
         let store = context.store
+        try store.lockKey("invoice", invoiceID)
         guard let known = try store.invoice(invoiceID) else {
             return try hold(context, waitingKind: "invoice", waitingID: invoiceID)
         }
@@ -191,6 +190,8 @@ enum CommandHandlers {
             return .duplicate
         }
         var invoiceKnown = false
+        // Locked so the invoice cannot be issued (to anyone) between our look-up and commit.
+        if let invoiceID = command.invoiceID { try store.lockKey("invoice", invoiceID) }
         if let invoiceID = command.invoiceID, let invoice = try store.invoice(invoiceID) {
             guard invoice.invoice.customerID == command.customerID else {
                 throw Rejection(code: .foreignReference, detail: "credit note \(command.creditNoteID) names invoice \(invoiceID), which belongs to another customer")
@@ -230,13 +231,12 @@ enum CommandHandlers {
 
     // MARK: holding
 
+    /// Keeps the message until `waitingKind` `waitingID` arrives. The caller holds the key's
+    /// lock (`lockKey`/`lockCustomer`) taken before it found the thing missing. A released
+    /// message that needs something else still missing is held again under the same key.
     static func hold(_ context: HandlerContext, waitingKind: String, waitingID: String) throws -> Disposition {
-        if !context.released {
-            try context.store.hold(source: context.envelope.source, eventID: context.envelope.id, type: context.envelope.type,
-                                   waitingKind: waitingKind, waitingID: waitingID, userID: context.received.userID, body: context.received.body)
-        } else {
-            preconditionFailure("a released message must not need holding again (\(waitingKind) \(waitingID))")
-        }
+        try context.store.hold(source: context.envelope.source, eventID: context.envelope.id, type: context.envelope.type,
+                               waitingKind: waitingKind, waitingID: waitingID, userID: context.received.userID, body: context.received.body)
         return .held(waitingFor: "\(waitingKind) \(waitingID)")
     }
 

@@ -11,6 +11,7 @@ enum PaymentHandlers {
             return try CommandHandlers.hold(context, waitingKind: "customer", waitingID: command.customerID)
         }
         let fingerprint = Fingerprint.of(command)
+        try store.lockKey("payment", command.paymentID)
         if let existing = try store.payment(command.paymentID) {
             guard existing.fingerprint == fingerprint else {
                 throw Rejection(code: .conflictingDuplicate, detail: "payment \(command.paymentID) was already received with different content")
@@ -19,6 +20,8 @@ enum PaymentHandlers {
         }
         var known: [String] = []
         var unknown: Set<String> = []
+        // Locked in a fixed order so a named invoice cannot be issued between look-up and commit.
+        for invoiceID in Set(command.allocations.map(\.invoiceID)).sorted() { try store.lockKey("invoice", invoiceID) }
         for allocation in command.allocations {
             if let invoice = try store.invoice(allocation.invoiceID) {
                 guard invoice.invoice.customerID == command.customerID else {
@@ -97,6 +100,7 @@ enum PaymentHandlers {
     static func takeBack(paymentID: String, takebackID: String, kind: TakeBackKind, amount text: DecimalAmount, currency: Currency?,
                          reason: String?, _ context: HandlerContext) throws -> Disposition {
         let store = context.store
+        try store.lockKey("payment", paymentID)
         guard let payment = try store.payment(paymentID) else {
             return try CommandHandlers.hold(context, waitingKind: "payment", waitingID: paymentID)
         }

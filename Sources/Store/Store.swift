@@ -161,6 +161,7 @@ public final class Store {
     /// Creates or updates a customer; returns true when it was created.
     @discardableResult
     public func upsertCustomer(_ customer: CustomerRecord) throws(PostgresError) -> Bool {
+        try lockKey("customer", customer.id)
         let rows = try db.query("""
             INSERT INTO customers (customer_id, name, email, locale, time_zone, dunning_policy, bank_accounts)
             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
@@ -176,7 +177,18 @@ public final class Store {
     /// Locks the customer row for the rest of the transaction: every change to one customer's
     /// books is serialised by this lock, across threads and daemon instances. False if unknown.
     public func lockCustomer(_ customerID: String) throws(PostgresError) -> Bool {
-        !(try db.query("SELECT 1 AS found FROM customers WHERE customer_id = $1 FOR UPDATE", [.text(customerID)])).isEmpty
+        // The advisory lock covers a customer that does not exist yet: "hold, waiting for this
+        // customer" and "customer created, release what waits" never interleave (see lockKey).
+        try lockKey("customer", customerID)
+        return !(try db.query("SELECT 1 AS found FROM customers WHERE customer_id = $1 FOR UPDATE", [.text(customerID)])).isEmpty
+    }
+
+    /// A transaction-scoped lock on a business key (`customer`/`invoice`/`payment` + id), taken
+    /// before checking whether the thing exists. A message found missing is held while the key
+    /// is locked, and the message creating it releases the held ones while holding the same
+    /// lock, so a message can never be held just after its release ran (lost until expiry).
+    public func lockKey(_ kind: String, _ id: String) throws(PostgresError) {
+        try db.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.text(kind + ":" + id)])
     }
 
     public func customerExists(_ customerID: String) throws(PostgresError) -> Bool {
