@@ -44,7 +44,14 @@ final class ConsumerWorker: @unchecked Sendable {
                 while batch.count < configuration.batchSize, let next = try broker.nextDelivery(timeoutMilliseconds: 0) {
                     batch.append(next)
                 }
-                try pipeline.process(batch, store: store)
+                if let failure = try Self.nonTransientFailure({ () throws(PostgresError) in try pipeline.process(batch, store: store) }) {
+                    // Not an outage: one message hits a database error (a bug). Apply the batch
+                    // one by one so the others commit; the culprit goes back to the queue, whose
+                    // delivery limit dead-letters it if it keeps failing.
+                    logger.error("batch failed with a database error; isolating the message", metadata: ["error": "\(failure)"])
+                    try isolate(batch, store: store, broker: broker)
+                    continue
+                }
                 // Acked only after the commit above: a crash in between redelivers, and the
                 // inbox makes the second application a no-op.
                 guard let last = batch.last else { continue }
@@ -68,6 +75,31 @@ final class ConsumerWorker: @unchecked Sendable {
         // return to the queue when the channel closes.
         broker?.close()
         logger.info("consumer stopped")
+    }
+
+    /// Applies each delivery in its own transaction; one that fails with a non-transient
+    /// database error is rejected back to the queue (its delivery count grows).
+    private func isolate(_ batch: [AMQPDelivery], store: Store, broker: AMQPConnection) throws {
+        for delivery in batch {
+            if let failure = try Self.nonTransientFailure({ () throws(PostgresError) in try pipeline.process([delivery], store: store) }) {
+                logger.error("message failed with a database error; returned to the queue", metadata: ["error": "\(failure)", "routing_key": "\(delivery.routingKey)"])
+                try broker.reject(delivery.deliveryTag, requeue: true)
+            } else {
+                try broker.ack(delivery.deliveryTag)
+            }
+        }
+    }
+
+    /// Runs `body`; returns its error when it is a non-transient database error, rethrows a
+    /// transient one (an outage: the caller reconnects), nil on success.
+    private static func nonTransientFailure(_ body: () throws(PostgresError) -> Void) throws(PostgresError) -> PostgresError? {
+        do {
+            try body()
+            return nil
+        } catch {
+            if error.isTransient { throw error }
+            return error
+        }
     }
 
     private func connectDatabase() throws(PostgresError) -> Store {
