@@ -63,22 +63,21 @@ for body in rng.sample([b for b in ordered if b["type"] in ("invoice.issued", "p
     renamed = dict(body, id=body["id"] + "-again")
     ordered.insert(rng.randint(ordered.index(body) + 1, len(ordered)), renamed)
 
+for inv in invoices.values():
+    inv["status"] = "paid" if inv["balance_minor"] == 0 else ("open" if inv["balance_minor"] == inv["amount_minor"] else "partially_paid")
 for cid in customers:
     billing.publish(customer(cid))
 for body in ordered:
     (gateway if body["type"].startswith("payment.") else billing).publish(body)
 
-for inv in invoices.values():
-    inv["status"] = "paid" if inv["balance_minor"] == 0 else ("open" if inv["balance_minor"] == inv["amount_minor"] else "partially_paid")
-
-
 def final_reached():
-    """Invoices with an invoice.status_changed carrying their expected final balance. (Not
-    necessarily the last one received: the order of events is checked in scenario 4.)"""
+    """Invoices with an invoice.status_changed to their expected final status. (The event fires on
+    status changes only, so a second partial payment has none; balances are checked in the
+    database and the summaries. Not necessarily the last event: order is checked in scenario 4.)"""
     reached = {}
     for m in cap.events("invoice.status_changed"):
         iid = m.data.get("invoice_id")
-        if iid in invoices and m.data.get("balance") == money(invoices[iid]["balance_minor"], invoices[iid]["currency"]):
+        if iid in invoices and m.data.get("to") == invoices[iid]["status"]:
             reached[iid] = m.data
     return reached
 
@@ -95,7 +94,7 @@ cap.settle(quiet=2.0, timeout=20)
 reached = final_reached()
 missing = sorted(set(invoices) - set(reached))
 checks.check(not missing, f"{len(missing)} invoices never reported their expected final balance: "
-             + ", ".join(f"{i} (expected {money(invoices[i]['balance_minor'], invoices[i]['currency'])})" for i in missing[:6]))
+             + ", ".join(f"{i} (expected {invoices[i]['status']})" for i in missing[:6]))
 dead = [m for m in cap.dead_letters() if p.encode() in m.body]
 checks.equal([(m.json.get("type"), m.reason) for m in dead], [], "dead letters of this run (type, reason)")
 
