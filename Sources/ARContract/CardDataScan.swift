@@ -120,3 +120,37 @@ public enum CardDataScan {
         return sum % 10 == 0
     }
 }
+
+extension CardDataScan {
+    /// The message with every value the scan would flag replaced by "[redacted]": what we keep
+    /// and forward of a `card_data_present` rejection, so no card number is ever stored in the
+    /// dead-letter table or queue (PCI DSS outranks "body unchanged" for this one reason).
+    public static func redacted(_ value: JSONValue) -> JSONValue {
+        redact(value, insideCard: false)
+    }
+
+    static func redact(_ value: JSONValue, insideCard: Bool) -> JSONValue {
+        switch value {
+        case .object(let object):
+            var members: [(String, JSONValue)] = []
+            for member in object {
+                let key = normalizedKey(member.key)
+                if forbiddenKeys.contains(key) || (insideCard && key == "number")
+                    || ((expiryKeys.contains(key) || (insideCard && key == "exp")) && carriesDigits(member.value)) {
+                    members.append((member.key, .string("[redacted]")))
+                } else {
+                    members.append((member.key, redact(member.value, insideCard: mentionsCard(key))))
+                }
+            }
+            return .object(JSONObject(members))
+        case .array(let elements):
+            return .array(elements.map { redact($0, insideCard: insideCard) })
+        case .string(let text):
+            return looksLikeCardNumber(text) ? .string("[redacted]") : value
+        case .number(let lexeme):
+            return looksLikeCardNumber(lexeme) ? .string("[redacted]") : value
+        case .null, .bool:
+            return value
+        }
+    }
+}

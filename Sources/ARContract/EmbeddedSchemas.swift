@@ -48,7 +48,8 @@ public enum EmbeddedSchemas {
                   "currency",
                   "balance",
                   "unapplied_credit",
-                  "pending"
+                  "pending",
+                  "overdue"
                 ],
                 "additionalProperties": false,
                 "properties": {
@@ -63,6 +64,10 @@ public enum EmbeddedSchemas {
                   },
                   "pending": {
                     "$ref": "common.json#/$defs/outbound_amount"
+                  },
+                  "overdue": {
+                    "$ref": "common.json#/$defs/outbound_amount",
+                    "description": "Part of balance past its due date."
                   }
                 },
                 "allOf": [
@@ -125,7 +130,8 @@ public enum EmbeddedSchemas {
                   },
                   "dunning_level": {
                     "type": "integer",
-                    "minimum": 0
+                    "minimum": 0,
+                    "description": "Dunning steps sent for this invoice so far (0 = none)."
                   },
                   "pending_payment": {
                     "type": "boolean"
@@ -173,6 +179,12 @@ public enum EmbeddedSchemas {
                   ]
                 }
               ]
+            },
+            "name": {
+              "type": "string",
+              "minLength": 1,
+              "maxLength": 200,
+              "description": "The customer's name."
             }
           }
         },
@@ -2413,6 +2425,10 @@ public enum EmbeddedSchemas {
               },
               "credit": {
                 "$ref": "common.json#/$defs/outbound_amount"
+              },
+              "invoice_id": {
+                "$ref": "common.json#/$defs/identifier",
+                "description": "The invoice a receivable line belongs to."
               }
             }
           }

@@ -96,7 +96,7 @@ public struct InboundDecoder: Sendable {
             guard let chosen = InboundDecoder.primaryFailure(failures) else {
                 preconditionFailure("validator disagrees with itself on \(type).json")
             }
-            return .failure(Rejection(code: chosen.rejection, detail: "\(chosen.fieldPath): \(chosen.message)."))
+            return .failure(Rejection(code: chosen.rejection, detail: InboundDecoder.explain(chosen, in: document)))
         }
         do {
             let envelope = try TypedReader.envelope(document)
@@ -105,6 +105,43 @@ public struct InboundDecoder: Sendable {
         } catch {
             return .failure(error)
         }
+    }
+
+    /// A sentence an operator can act on. For the money codes it names the amount, its
+    /// currency and the digits allowed, instead of the schema's generic wording.
+    static func explain(_ failure: SchemaFailure, in document: JSONValue) -> String {
+        let tokens = failure.instancePath.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+            .map { $0.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~") }
+        func value(at path: [String]) -> JSONValue? {
+            var current: JSONValue? = document
+            for token in path {
+                switch current {
+                case .object(let object)?: current = object[token]
+                case .array(let elements)?: current = Int(token).flatMap { $0 >= 0 && $0 < elements.count ? elements[$0] : nil }
+                default: return nil
+                }
+            }
+            return current
+        }
+        let here = value(at: Array(tokens))
+        switch failure.rejection {
+        case .unknownCurrency:
+            if let code = here?.stringValue {
+                return "\(failure.fieldPath): '\(Rejection.masked(String(code.prefix(16))))' is not an ISO 4217 currency code."
+            }
+        case .wrongMinorDigits:
+            // The failing node is the amount or the object holding amount and currency.
+            let object = here?.objectValue != nil ? here : value(at: Array(tokens.dropLast()))
+            let amount = here?.stringValue ?? object?["amount"]?.stringValue
+            let currencyText = object?["currency"]?.stringValue ?? document["data"]?["currency"]?.stringValue
+            if let amount, let currencyText, let currency = Currency(code: currencyText) {
+                let fraction = amount.split(separator: ".", maxSplits: 1).dropFirst().first?.count ?? 0
+                return "\(failure.fieldPath): \(Rejection.masked(String(amount.prefix(24)))) has \(fraction) fraction digit\(fraction == 1 ? "" : "s"); \(currency.code) allows at most \(currency.minorUnitDigits)."
+            }
+        default:
+            break
+        }
+        return "\(failure.fieldPath): \(failure.message)."
     }
 
     /// The failure whose code ranks first (`RejectionCode.schemaPrecedence`), the first of

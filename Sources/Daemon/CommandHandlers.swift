@@ -63,7 +63,7 @@ enum CommandHandlers {
         default:
             if context.released { try context.store.setInboxOutcome(source: envelope.source, eventID: envelope.id, outcome: "applied") }
         }
-        for message in context.events.messages { try context.store.enqueue(message) }
+        for message in context.events.drain() { try context.store.enqueue(message) }
         return disposition
     }
 
@@ -225,7 +225,7 @@ enum CommandHandlers {
         }
         context.events.reply("account.summary.reply", to: replyTo, correlationID: context.received.correlationID,
                              subject: request.customerID, data)
-        for message in context.events.messages { try store.enqueue(message) }
+        for message in context.events.drain() { try store.enqueue(message) }
         return .replied
     }
 
@@ -244,28 +244,37 @@ enum CommandHandlers {
     /// runs in its own savepoint: one that is now invalid is dead-lettered alone.
     static func releaseHeld(waitingKind: String, waitingID: String, _ context: HandlerContext) throws {
         let store = context.store
-        for held in try store.releaseHeld(waitingKind: waitingKind, waitingID: waitingID) {
-            let limits = DecodingLimits(maximumBodyBytes: Int.max, maximumDepth: context.configuration.maximumJSONDepth)
-            let received = Received(userID: held.userID, body: held.body, routingKey: held.type)
-            switch context.pipeline.decoder.decode(body: held.body, limits: limits) {
-            case .failure(let rejection):
-                try context.pipelineDeadLetter(held, rejection)
-            case .success(let message):
-                let child = HandlerContext(message: message, delivery: received, store: store, pipeline: context.pipeline, released: true)
-                do {
-                    _ = try store.transaction { try handle(child) }
-                } catch let rejection as Rejection {
-                    try context.pipelineDeadLetter(held, rejection)
-                }
+        let released = try store.releaseHeld(waitingKind: waitingKind, waitingID: waitingID)
+        guard !released.isEmpty else { return }
+        // The releasing message's events describe the state before the released ones apply:
+        // they go out first, so consumers see status changes in the order they happened.
+        for message in context.events.drain() { try store.enqueue(message) }
+        for held in released { try applyHeld(held, pipeline: context.pipeline, store: store) }
+    }
+
+    /// Applies a message taken out of the held table, in its own savepoint; one that is now
+    /// invalid is dead-lettered alone.
+    static func applyHeld(_ held: HeldMessage, pipeline: MessagePipeline, store: Store) throws {
+        let limits = DecodingLimits(maximumBodyBytes: Int.max, maximumDepth: pipeline.configuration.maximumJSONDepth)
+        let received = Received(userID: held.userID, body: held.body, routingKey: held.type)
+        switch pipeline.decoder.decode(body: held.body, limits: limits) {
+        case .failure(let rejection):
+            try pipeline.deadLetterHeld(held, rejection, store: store)
+        case .success(let message):
+            let child = HandlerContext(message: message, delivery: received, store: store, pipeline: pipeline, released: true)
+            do {
+                _ = try store.transaction { try handle(child) }
+            } catch let rejection as Rejection {
+                try pipeline.deadLetterHeld(held, rejection, store: store)
             }
         }
     }
 }
 
-extension HandlerContext {
-    func pipelineDeadLetter(_ held: HeldMessage, _ rejection: Rejection) throws {
-        try pipeline.deadLetter(held.body, routingKey: held.type, properties: .init(contentType: "application/cloudevents+json", userID: held.userID),
-                                rejection: rejection, source: held.source, eventID: held.eventID, type: held.type, store: store)
+extension MessagePipeline {
+    func deadLetterHeld(_ held: HeldMessage, _ rejection: Rejection, store: Store) throws {
+        try deadLetter(held.body, routingKey: held.type, properties: .init(contentType: "application/cloudevents+json", userID: held.userID),
+                       rejection: rejection, source: held.source, eventID: held.eventID, type: held.type, store: store)
         try store.setInboxOutcome(source: held.source, eventID: held.eventID, outcome: "rejected")
     }
 }

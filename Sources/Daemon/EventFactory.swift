@@ -20,6 +20,12 @@ final class EventFactory {
         self.time = time
     }
 
+    /// Returns the events collected so far and forgets them (they are being written now).
+    func drain() -> [OutboxMessage] {
+        defer { messages.removeAll() }
+        return messages
+    }
+
     func emit(_ type: String, subject: String?, _ data: [(String, JSONValue)]) {
         sequence += 1
         let id = StableID.make(cause + ["event", type, String(sequence)])

@@ -1,4 +1,5 @@
 import ARDomain
+import CSystemd  // release builds resolve timespec/clock_gettime through this module (MemberImportVisibility)
 import Logging
 import Synchronization
 #if canImport(Glibc)

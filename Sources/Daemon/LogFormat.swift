@@ -1,3 +1,4 @@
+import CSystemd  // release builds resolve timespec/clock_gettime through this module (MemberImportVisibility)
 import Logging
 import Synchronization
 #if canImport(Glibc)

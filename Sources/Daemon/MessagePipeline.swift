@@ -134,6 +134,8 @@ struct MessagePipeline: Sendable {
     /// Records the rejection and queues the unchanged body for the dead-letter exchange.
     func deadLetter(_ body: [UInt8], routingKey: String, properties: AMQPProperties, rejection: Rejection,
                     source: String?, eventID: String?, type: String?, store: Store) throws {
+        // The one exception to "body unchanged": a card number is never stored or forwarded.
+        let body = rejection.code == .cardDataPresent ? MessagePipeline.withoutCardData(body) : body
         var recorded: [String: String] = [:]
         // A replayed message keeps naming its original publisher, not the daemon that replayed it.
         let replayedFor = properties.userID == configuration.broker.user ? properties.headers["x-original-user-id"]?.stringValue : nil
@@ -145,6 +147,7 @@ struct MessagePipeline: Sendable {
         let number = try store.recordDeadLetter(source: source, eventID: eventID, type: type, routingKey: routingKey, userID: publisher,
                                                 reason: rejection.code.rawValue, detail: rejection.detail, body: body, properties: recorded)
         var headers = recorded
+        if rejection.code == .cardDataPresent { headers["x-body-redacted"] = "card data removed (PCI DSS)" }
         headers["x-rejection-reason"] = rejection.code.rawValue
         headers["x-rejection-detail"] = rejection.detail
         headers["x-original-routing-key"] = routingKey
@@ -154,11 +157,24 @@ struct MessagePipeline: Sendable {
                                         type: type ?? "unknown", headers: headers, body: body))
     }
 
+    static func withoutCardData(_ body: [UInt8]) -> [UInt8] {
+        guard let value = try? JSONParser(maximumDepth: 64).parse(body) else {
+            return Array("{\"redacted\":\"unparseable body with card data\"}".utf8)
+        }
+        return JSONSerializer.serialize(CardDataScan.redacted(value))
+    }
+
     /// Dead-letters messages that waited longer than the hold time (SPEC section 7).
     func expireHeldMessages(store: Store) throws(PostgresError) {
         do {
             try store.transaction {
                 for held in try store.expireHeld(olderThanSeconds: configuration.holdSeconds) {
+                    // Safety net: if what it waits for exists after all, apply it instead.
+                    if try store.exists(kind: held.waitingKind, id: held.waitingID) {
+                        logger.warning("held message found its reference at expiry; applying it", metadata: ["type": "\(held.type)", "id": "\(held.eventID)"])
+                        try CommandHandlers.applyHeld(held, pipeline: self, store: store)
+                        continue
+                    }
                     let rejection = Rejection(code: .unknownReference,
                                               detail: "waited \(held.ageSeconds) s for \(held.waitingKind) '\(held.waitingID)', which never arrived")
                     try deadLetter(held.body, routingKey: held.type, properties: AMQPProperties(contentType: "application/cloudevents+json", userID: held.userID),

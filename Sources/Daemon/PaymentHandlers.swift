@@ -153,7 +153,7 @@ enum SummaryRendering {
                 ("amount", .money(invoice.amount)), ("balance", .money(invoice.balance)), ("status", .string(invoice.status.rawValue)),
                 ("issue_date", .string(invoice.issueDate.description)), ("due_date", .string(invoice.dueDate.description)),
                 ("days_overdue", .number(String(max(0, today.days(since: invoice.dueDate))))),
-                ("dunning_level", open.dunningLevel.map { .string($0) } ?? .null), ("pending_payment", .bool(open.pendingPayment)),
+                ("dunning_level", .number(String(open.dunningLevel))), ("pending_payment", .bool(open.pendingPayment)),
             ]))
         }
         let upcoming = summary.openInvoices.first { $0.invoice.dueDate >= today } ?? summary.openInvoices.first

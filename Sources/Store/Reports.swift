@@ -17,7 +17,8 @@ public struct AccountSummary: Sendable {
 
     public struct OpenInvoice: Sendable {
         public let invoice: Invoice
-        public let dunningLevel: String?
+        /// Dunning steps sent for the invoice so far (0 until dunning runs).
+        public let dunningLevel: Int
         public let pendingPayment: Bool
     }
 
@@ -59,7 +60,7 @@ extension Store {
                          pending: pendingByCurrency.totals[currency] ?? .zero(currency), overdue: overdue)
         }
         return AccountSummary(customerID: customerID, customerName: customer.requiredString("name"), positions: positions,
-                              openInvoices: invoices.map { .init(invoice: $0, dunningLevel: nil, pendingPayment: pendingByCurrency.invoices.contains($0.id)) })
+                              openInvoices: invoices.map { .init(invoice: $0, dunningLevel: 0, pendingPayment: pendingByCurrency.invoices.contains($0.id)) })
     }
 
     /// The database's current date in UTC (the one clock all instances share).

@@ -91,10 +91,14 @@ public final class Store {
     // MARK: inbox
 
     /// Records (source, id) as seen; false when it was seen before (the message is a duplicate).
+    /// A key whose message was rejected (e.g. expired while held) may be claimed again: a
+    /// replay after the cause was fixed must apply.
     public func claimInbox(source: String, eventID: String, type: String, outcome: String) throws(PostgresError) -> Bool {
         let rows = try db.query("""
             INSERT INTO inbox (source, event_id, type, outcome) VALUES ($1, $2, $3, $4)
-            ON CONFLICT (source, event_id) DO NOTHING RETURNING 1 AS inserted
+            ON CONFLICT (source, event_id) DO UPDATE SET outcome = EXCLUDED.outcome, received_at = now()
+                WHERE inbox.outcome = 'rejected'
+            RETURNING 1 AS inserted
             """, [.text(source), .text(eventID), .text(type), .text(outcome)])
         return !rows.isEmpty
     }
@@ -543,5 +547,19 @@ extension Store {
 extension Store {
     public func heldCount() throws(PostgresError) -> Int64 {
         try db.query("SELECT count(*) AS n FROM held_messages").first?.int64("n") ?? 0
+    }
+}
+
+extension Store {
+    /// Whether a customer, invoice or payment exists (what a held message waits for).
+    public func exists(kind: String, id: String) throws(PostgresError) -> Bool {
+        let sql: String
+        switch kind {
+        case "customer": sql = "SELECT 1 AS found FROM customers WHERE customer_id = $1"
+        case "invoice": sql = "SELECT 1 AS found FROM invoices WHERE invoice_id = $1"
+        case "payment": sql = "SELECT 1 AS found FROM payments WHERE payment_id = $1"
+        default: return false
+        }
+        return !(try db.query(sql, [.text(id)])).isEmpty
     }
 }
