@@ -5,6 +5,7 @@
 #   scripts/services.sh pg-stop [fast|immediate] | pg-start
 #   scripts/services.sh rmq-stop [graceful|kill] | rmq-start
 #   scripts/services.sh purge          (stop, then delete all private state)
+#   scripts/services.sh tls-setup      (TLS for the running services: AMQPS listener, PostgreSQL ssl=on)
 #
 # Everything lives under <checkout>/.local (PostgreSQL falls back to /tmp/receivablesd-<hash>-pg when
 # the postgres user cannot traverse the checkout or the socket path would be too long), listens on
@@ -29,6 +30,7 @@ S_PYTHON=/usr/bin/python3
 S_CREDS="$S_LOCAL/credentials"
 S_RMQ="$S_LOCAL/rmq"
 S_RUNENV="$S_LOCAL/run.env"
+S_TLS="$S_LOCAL/tls"                          # throwaway CA, server and client certificates (see tls_ensure)
 S_ENVSH="$S_LOCAL/env.sh"
 S_MARK="RECEIVABLESD_SERVICES_DIR=$S_LOCAL"   # put into the environment of every RabbitMQ/epmd process we start
 
@@ -218,6 +220,7 @@ full_page_writes = $fpw
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = -1
 EOF
+    pg_write_tls_conf
     # password authentication for every role except the postgres superuser (trust, loopback only)
     cat > "$PG_DATA/pg_hba.conf" <<EOF
 # written by scripts/services.sh — loopback only
@@ -344,6 +347,7 @@ default_permissions.write = .*
 collect_statistics_interval = 1000
 disk_free_limit.absolute = 20MB
 EOF
+      rmq_tls_conf >> "$tmp"
     ); mv -f "$tmp" "$S_RMQ/etc/rabbitmq.conf"
     cat > "$RMQ_ENV" <<EOF
 # source this (in a subshell) to run rabbitmqctl / rabbitmq-diagnostics against the private node:
@@ -440,6 +444,7 @@ rmq_start() {
     require_free "$AMQP_PORT" RECEIVABLESD_AMQP_PORT
     require_free "$DIST_PORT" RECEIVABLESD_DIST_PORT
     require_free "$MGMT_PORT" RECEIVABLESD_MGMT_PORT
+    if tls_present; then require_free "$AMQPS_PORT" RECEIVABLESD_AMQPS_PORT; fi
     rmq_write_files
     epmd_start
 
@@ -516,6 +521,131 @@ rmq_stop() { # [graceful|kill]
 }
 
 # ----------------------------------------------------------------------------------------------------
+# TLS (development/test only): a throwaway CA in .local/tls signs a server certificate for
+# localhost/127.0.0.1 and a client certificate. When the files exist, RabbitMQ also listens with TLS
+# on the AMQPS port and PostgreSQL runs with ssl=on; plain connections keep working on both.
+# ----------------------------------------------------------------------------------------------------
+tls_present() { [[ -s "$S_TLS/ca.pem" && -s "$S_TLS/server.pem" && -s "$S_TLS/server.key" ]]; }
+
+tls_valid() { # complete, chains to the CA, valid for more than a day
+    tls_present && [[ -s "$S_TLS/client.pem" && -s "$S_TLS/client.key" ]] || return 1
+    openssl verify -CAfile "$S_TLS/ca.pem" "$S_TLS/server.pem" "$S_TLS/client.pem" >/dev/null 2>&1 || return 1
+    openssl x509 -checkend 86400 -noout -in "$S_TLS/server.pem" >/dev/null 2>&1
+}
+
+tls_generate() {
+    local d="$S_TLS.new.$$" t0 out="$S_LOCAL/tls-openssl.log"; t0=$(now_ms)
+    rm -rf "$d"; mkdir -p "$d"
+    # (set -e has no effect in a subshell whose status is tested: the result is verified below instead)
+    ( umask 077; cd "$d" || exit 1
+        printf '%s\n' "basicConstraints=critical,CA:TRUE" "keyUsage=critical,keyCertSign,cRLSign" "subjectKeyIdentifier=hash" > ca.ext
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out ca.key
+        openssl req -new -key ca.key -subj "/O=receivablesd development/CN=receivablesd dev CA $S_HASH" -out ca.csr
+        openssl x509 -req -in ca.csr -signkey ca.key -days 3650 -extfile ca.ext -out ca.pem
+        for who in server client; do
+            if [[ $who == server ]]; then eku=serverAuth; cn=localhost; san="subjectAltName=DNS:localhost,IP:127.0.0.1"
+            else eku=clientAuth; cn=receivablesd; san="subjectAltName=DNS:receivablesd"; fi
+            printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+                "extendedKeyUsage=$eku" "$san" "authorityKeyIdentifier=keyid" > "$who.ext"
+            openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$who.key"
+            openssl req -new -key "$who.key" -subj "/O=receivablesd development/CN=$cn" -out "$who.csr"
+            openssl x509 -req -in "$who.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 -extfile "$who.ext" -out "$who.pem"
+        done
+        rm -f ./*.csr ./*.ext ./*.srl
+        chmod 644 ca.pem server.pem client.pem
+        chmod 600 ca.key server.key client.key
+    ) >"$out" 2>&1 || true
+    if ! [[ -s "$d/ca.key" && -s "$d/server.key" && -s "$d/client.key" ]] \
+        || ! openssl verify -CAfile "$d/ca.pem" "$d/server.pem" "$d/client.pem" >>"$out" 2>&1; then
+        cat "$out" >&2; rm -rf "$d"; die "generating TLS certificates failed (openssl output above)"
+    fi
+    chmod 755 "$d"
+    rm -rf "$S_TLS"; mv "$d" "$S_TLS"; rm -f "$out"
+    log "generated a throwaway CA and server/client certificates in $S_TLS in $(( $(now_ms) - t0 )) ms"
+}
+
+tls_ensure() { # (re)generate the TLS material when missing or invalid, unless RECEIVABLESD_TLS=0 or no openssl
+    [[ "${RECEIVABLESD_TLS:-1}" == 0 ]] && return 0
+    command -v openssl >/dev/null 2>&1 || { log "openssl not found: no TLS listeners"; return 0; }
+    tls_valid && return 0
+    tls_generate
+}
+
+rmq_tls_conf() { # lines appended to rabbitmq.conf when the TLS material exists
+    tls_present || return 0
+    cat <<EOF
+# TLS (see scripts/services.sh tls-setup): client certificates verified when presented, not required
+listeners.ssl.default = 127.0.0.1:$AMQPS_PORT
+ssl_options.cacertfile = $S_TLS/ca.pem
+ssl_options.certfile = $S_TLS/server.pem
+ssl_options.keyfile = $S_TLS/server.key
+ssl_options.verify = verify_peer
+ssl_options.fail_if_no_peer_cert = false
+EOF
+}
+
+pg_write_tls_conf() { # appended to receivablesd.conf; the key must be owned by postgres with mode 600
+    tls_present || return 0
+    install -o postgres -g postgres -m 600 "$S_TLS/server.key" "$PG_DATA/server.key"
+    install -o postgres -g postgres -m 644 "$S_TLS/server.pem" "$PG_DATA/server.crt"
+    install -o postgres -g postgres -m 644 "$S_TLS/ca.pem" "$PG_DATA/root.crt"
+    cat >> "$PG_DATA/receivablesd.conf" <<EOF
+# TLS (see scripts/services.sh tls-setup); plain connections stay allowed (pg_hba "host" lines)
+ssl = on
+ssl_cert_file = 'server.crt'
+ssl_key_file = 'server.key'
+ssl_ca_file = 'root.crt'
+EOF
+}
+
+# Adds the TLS listener to a running broker without a restart (rabbitmq.conf has it from the next start).
+rmq_tls_hot_add() {
+    local expr
+    expr="application:set_env(rabbit, ssl_options, [{cacertfile,\"$S_TLS/ca.pem\"},{certfile,\"$S_TLS/server.pem\"},{keyfile,\"$S_TLS/server.key\"},{verify,verify_peer},{fail_if_no_peer_cert,false}]), rabbit_networking:start_ssl_listener({\"127.0.0.1\", $AMQPS_PORT}, rabbit_networking:ensure_ssl(), 10)."
+    rmq_cmd rabbitmqctl -q eval "$expr" >/dev/null 2>&1 && wait_until 10 tcp_open "$AMQPS_PORT"
+}
+
+cmd_tls_setup() { # TLS material; PostgreSQL ssl=on (reload, no restart); the AMQPS listener (added live, else restart)
+    require_root; take_lock; select_config other
+    command -v openssl >/dev/null 2>&1 || die "openssl is not installed: run 'make deps'"
+    RECEIVABLESD_TLS=1 tls_ensure
+    local p; p=$(pg_pid)
+    if pg_owned "$p"; then
+        if grep -qx 'fsync = off' "$PG_DATA/receivablesd.conf" 2>/dev/null; then FAST_DB=1; else FAST_DB=0; fi
+        local before; before=$({ cat "$PG_DATA/receivablesd.conf" "$PG_DATA/server.crt" 2>/dev/null || true; } | cksum)
+        pg_write_conf
+        if [[ "$({ cat "$PG_DATA/receivablesd.conf" "$PG_DATA/server.crt" 2>/dev/null || true; } | cksum)" != "$before" ]]; then
+            as_pg "$S_PG_BIN/pg_ctl" -D "$PG_DATA" reload >/dev/null 9>&- || die "pg_ctl reload failed"
+        fi
+        local ssl="" i
+        for i in 1 2 3 4 5 6 7 8 9 10; do
+            ssl=$("$S_PG_BIN/psql" -X -qAt -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c 'SHOW ssl' 2>/dev/null || true)
+            [[ "$ssl" == on ]] && break; sleep 0.2
+        done
+        [[ "$ssl" == on ]] || { pg_tail_log; die "PostgreSQL did not enable ssl (SHOW ssl = '$ssl')"; }
+        log "PostgreSQL 127.0.0.1:$PG_PORT: ssl=on, server certificate $S_TLS/server.pem"
+    else
+        log "PostgreSQL is not running: ssl=on from its next start"
+    fi
+    if [[ -n "$(beam_pid)" ]]; then
+        rmq_write_files
+        if ! tcp_open "$AMQPS_PORT"; then
+            if rmq_tls_hot_add; then
+                log "RabbitMQ: TLS listener added on 127.0.0.1:$AMQPS_PORT without a restart"
+            else
+                log "RabbitMQ: adding the TLS listener at run time failed; restarting the broker"
+                rmq_stop ""; rmq_start; rmq_provision
+                tcp_open "$AMQPS_PORT" || { rmq_tail_log; die "RabbitMQ did not open its TLS listener on 127.0.0.1:$AMQPS_PORT"; }
+            fi
+        fi
+        log "RabbitMQ: amqps://127.0.0.1:$AMQPS_PORT, CA $S_TLS/ca.pem"
+    else
+        log "RabbitMQ is not running: TLS listener from its next start"
+    fi
+    write_envsh
+}
+
+# ----------------------------------------------------------------------------------------------------
 # env
 # ----------------------------------------------------------------------------------------------------
 emit_env() {
@@ -546,6 +676,8 @@ emit_env() {
         RECEIVABLESD_PG_SOCKET_DIR="$PG_DIR"
         RECEIVABLESD_MGMT_URL="http://127.0.0.1:$MGMT_PORT"
         RECEIVABLESD_SERVICES="$S_SELF"
+        # TLS material (start / tls-setup): ca.pem, server.pem/.key, client.pem/.key
+        RECEIVABLESD_TLS_DIR="$S_TLS"
     )
     local x
     for x in "${kv[@]}"; do printf 'export %s=%q\n' "${x%%=*}" "${x#*=}"; done
@@ -619,6 +751,7 @@ cmd_start() { # [pg|rmq|all]
         require_free "$AMQPS_PORT" RECEIVABLESD_AMQPS_PORT
     fi
     record_config
+    tls_ensure
     PG_WAS_RUNNING=1; RMQ_WAS_RUNNING=1
     if [[ "$what" == all || "$what" == pg ]]; then
         pg_start
@@ -663,7 +796,9 @@ cmd_status() {
         else echo "rabbitmq:   NOT ANSWERING  PID $b  node $RMQ_NODENAME  amqp 127.0.0.1:$AMQP_PORT"; fi
     else echo "rabbitmq:   stopped   (node $RMQ_NODENAME, port $AMQP_PORT)"; fi
     if [[ -n "$e" ]]; then echo "epmd:       running   PID $e  127.0.0.1:$EPMD_PORT"; else echo "epmd:       stopped   (port $EPMD_PORT)"; fi
-    echo "daemon:     http 127.0.0.1:$HTTP_PORT  amqps 127.0.0.1:$AMQPS_PORT (reserved)  spare pg $PG2_PORT"
+    local amqps="(reserved; no TLS material: scripts/services.sh tls-setup)"
+    if tls_present; then if tcp_open "$AMQPS_PORT"; then amqps="(TLS, CA $S_TLS/ca.pem)"; else amqps="(TLS configured, not listening)"; fi; fi
+    echo "daemon:     http 127.0.0.1:$HTTP_PORT  amqps 127.0.0.1:$AMQPS_PORT $amqps  spare pg $PG2_PORT"
     if (( rc_pg == 0 && rc_rmq == 0 )); then return 0; fi
     if (( rc_pg == 1 && rc_rmq == 1 )) && [[ -z "$e" ]]; then return 3; fi
     return 2
@@ -701,7 +836,7 @@ cmd_purge() {
 }
 
 usage() {
-    sed -n '2,13p' "$S_SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,14p' "$S_SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -717,5 +852,6 @@ case "${1:-}" in
     rmq-stop)   cmd_stop rmq "${2:-}" ;;
     is-running) cmd_is_running "${2:-}" ;;
     purge)      cmd_purge ;;
+    tls-setup)  cmd_tls_setup ;;
     *)          usage ;;
 esac
