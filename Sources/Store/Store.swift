@@ -144,7 +144,7 @@ public final class Store {
 
     public func markPublished(_ seqs: [Int64]) throws(PostgresError) {
         guard !seqs.isEmpty else { return }
-        try db.query("UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+        try db.query("UPDATE outbox SET published_at = clock_timestamp() WHERE seq = ANY($1::bigint[])",
                      [.text("{" + seqs.map(String.init).joined(separator: ",") + "}")])
     }
 

@@ -91,9 +91,18 @@ extension Store {
         try check("outbox event ids unique per fact", """
             SELECT event_id, count(*) AS n FROM outbox GROUP BY event_id HAVING count(*) > 1
             """) { "event \($0.requiredString("event_id")) written \($0.requiredString("n")) times" }
-        try check("outbox ordering", """
-            SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < created_at
-            """) { "outbox row \($0.requiredString("seq")) published before it was written" }
+        try check("inbox says held only while the message is held", """
+            SELECT i.source, i.event_id FROM inbox i
+            LEFT JOIN held_messages h ON h.source = i.source AND h.event_id = i.event_id
+            WHERE i.outcome = 'held' AND h.held_id IS NULL
+            """) { "inbox \($0.requiredString("source"))/\($0.requiredString("event_id")) is marked held but nothing is held" }
+        try check("every journal entry was published", """
+            SELECT e.entry_id FROM journal_entries e
+            LEFT JOIN (SELECT CASE WHEN o.type = 'ledger.entry_posted' AND NOT (o.headers ? 'x-rejection-reason')
+                                   THEN convert_from(o.body, 'UTF8')::jsonb -> 'data' ->> 'entry_id' END AS entry_id
+                       FROM outbox o) posted USING (entry_id)
+            WHERE posted.entry_id IS NULL
+            """) { "journal entry \($0.requiredString("entry_id")) has no ledger.entry_posted event in the outbox" }
         return violations
     }
 }
