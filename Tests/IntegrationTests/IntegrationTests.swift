@@ -217,4 +217,28 @@ extension BlackBoxTests {
                 "the replayed invoice must be booked exactly once (one balanced two-line entry)")
         try expectInvoiceRows([["invoice_id": invoice, "balance_minor": result.int("amount_minor") ?? -1]], db)
     }
+
+    @Test("10. verify notices stored state that disagrees with the journal, names it, and exits 1")
+    func verifyDetectsTampering() async throws {
+        try await harness.ready()
+        try await expectVerifyPasses()
+        let db = try harness.connect()
+        guard let row = try db.query("""
+            SELECT invoice_id, balance_minor FROM invoices WHERE status = 'partially_paid' AND balance_minor > 1 ORDER BY invoice_id LIMIT 1
+            """).first, let invoice = row.string("invoice_id") else {
+            Issue.record("no partially paid invoice in the suite's database to tamper with (earlier scenarios should have made some)")
+            return
+        }
+        // One minor unit off: stored balance no longer equals the journal's receivable lines.
+        try db.query("UPDATE invoices SET balance_minor = balance_minor - 1 WHERE invoice_id = $1", [.text(invoice)])
+        let tampered = try await harness.cli(["verify"])
+        try db.query("UPDATE invoices SET balance_minor = balance_minor + 1 WHERE invoice_id = $1", [.text(invoice)])
+        #expect(tampered.status == 1, "verify must exit 1 on a violation:\n\(tampered.output)")
+        #expect(tampered.output.contains("invoice balance equals journal") && tampered.output.contains(invoice),
+                "verify must name the check and the invoice:\n\(tampered.output)")
+        #expect(tampered.output.contains("invoice applications match its balance"), "the applications check must also see it:\n\(tampered.output)")
+        // A journal entry cannot be edited at all: the table is append-only.
+        #expect(throws: (any Error).self) { try db.query("UPDATE journal_lines SET debit_minor = debit_minor + 1 WHERE line_no = 1") }
+        try await expectVerifyPasses()
+    }
 }
