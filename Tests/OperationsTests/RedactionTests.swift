@@ -76,7 +76,7 @@ extension DaemonOperationsTests {
                         "received_at": "2026-02-01T10:00:00Z", "gateway_reference": cardGrouped,
                     ])],
                     // rejected (not JSON) with the secrets in its body
-                    ["role": "BILLING", "body": "not json \(ibanDE) \(card) \(account)"],
+                    ["role": "BILLING", "body": "not json \(p) \(ibanDE) \(card) \(account)"],
                 ]
                 let file = scope.directory + "/redaction.json"
                 try JSONSerialization.data(withJSONObject: items).write(to: URL(fileURLWithPath: file))
@@ -95,12 +95,12 @@ extension DaemonOperationsTests {
                 while clock.now < deadline {
                     captured += try await scope.captured()
                     let inbox = try await scope.count("SELECT count(*) FROM inbox WHERE event_id IN ('\(p)-1', '\(p)-3', '\(p)-4')")
-                    handled = inbox + captured.filter { ($0["exchange"] as? String) == scope.deadLetterExchange }.count
+                    handled = inbox + captured.filter { ($0["exchange"] as? String) == scope.deadLetterExchange && (($0["body"] as? String)?.contains(p) ?? false) }.count
                     if handled >= 7 { break }
                     try await Task.sleep(for: .milliseconds(500))
                 }
                 #expect(handled == 7, "only \(handled) of 7 messages were applied or dead-lettered:\n\(daemon.tail())")
-                let reasons = captured.filter { ($0["exchange"] as? String) == scope.deadLetterExchange }.map { ($0["reason"] as? String) ?? "?" }
+                let reasons = captured.filter { ($0["exchange"] as? String) == scope.deadLetterExchange && (($0["body"] as? String)?.contains(p) ?? false) }.map { ($0["reason"] as? String) ?? "?" }
                 #expect(reasons.contains("schema_violation") && reasons.contains("not_json"), "expected schema_violation and not_json among \(reasons)")
                 #expect(reasons.filter { $0 == "card_data_present" }.count == 2, "card messages not rejected card_data_present: \(reasons)")
                 daemon.signal(SIGTERM)
