@@ -89,6 +89,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["Daemon", "Store", "ARContract", "AMQPClient", "PostgresClient"],
+            exclude: ["blackbox"],  // python scenario scripts run by the tests
             swiftSettings: strict
         ),
     ]
