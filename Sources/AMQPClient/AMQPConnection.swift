@@ -144,12 +144,9 @@ public final class AMQPConnection {
     public init(_ configuration: AMQPConfiguration) throws(AMQPError) {
         guard let state = amqp_new_connection() else { throw AMQPError("cannot allocate connection") }
         self.state = state
-        do {
-            try open(configuration)
-        } catch {
-            amqp_destroy_connection(state)
-            throw error
-        }
+        // If `open` throws, every stored property is set, so `deinit` runs and destroys
+        // `state` exactly once (destroying it here too was a double free).
+        try open(configuration)
         isOpen = true
     }
 
