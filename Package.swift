@@ -27,7 +27,7 @@ let package = Package(
     targets: [
         // C libraries, found with pkg-config, installed by `make deps` (apt).
         .systemLibrary(name: "CRabbitMQ", pkgConfig: "librabbitmq", providers: [.apt(["librabbitmq-dev"])]),
-        .target(name: "CAmqpShim", dependencies: ["CRabbitMQ"]),
+        .target(name: "CAmqpShim", dependencies: ["CRabbitMQ"], linkerSettings: [.linkedLibrary("crypto")]),
         .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),

@@ -182,7 +182,21 @@ public final class AMQPConnection {
         let status = amqp_socket_open_noblock(socket, configuration.host, Int32(configuration.port), &timeout)
         guard status == AMQP_STATUS_OK.rawValue else {
             let scheme = configuration.tls == nil ? "amqp" : "amqps"
-            throw AMQPError("cannot connect to \(scheme)://\(configuration.host):\(configuration.port): \(AMQPConnection.statusText(status))")
+            // rabbitmq-c only says "SSL connection failed"; OpenSSL knows why (an unknown CA, a
+            // host name not in the certificate, ...), and an operator needs that sentence.
+            var tlsDetail = ""
+            if status == AMQP_STATUS_SSL_PEER_VERIFY_FAILED.rawValue {
+                tlsDetail = " (the broker's certificate is not signed by the CA in amqp.cacert \(configuration.tls?.caCertificatePath ?? "-"))"
+            } else if status == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED.rawValue {
+                tlsDetail = " (the broker's certificate does not name host '\(configuration.host)'; rabbitmq-c matches DNS names only)"
+            } else if configuration.tls != nil {
+                var reason = [UInt8](repeating: 0, count: 256)
+                let found = reason.withUnsafeMutableBufferPointer { buffer in
+                    buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { amqp_shim_take_ssl_error($0, buffer.count) }
+                }
+                if found == 1 { tlsDetail = " (TLS: \(String(decoding: reason.prefix { $0 != 0 }, as: UTF8.self)))" }
+            }
+            throw AMQPError("cannot connect to \(scheme)://\(configuration.host):\(configuration.port): \(AMQPConnection.statusText(status))\(tlsDetail)")
         }
         let login = amqp_shim_login_plain(state, configuration.virtualHost, 0, 131_072, Int32(configuration.heartbeatSeconds),
                                           configuration.user, configuration.password)
