@@ -1,3 +1,4 @@
+import ARContract
 import ARDomain
 import ArgumentParser
 import BankFormats
@@ -204,21 +205,5 @@ enum BankEntryJSON {
 
     private static func optional(_ text: String?) -> String { text.map(quote) ?? "null" }
 
-    static func quote(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
+    static func quote(_ text: String) -> String { JSONSerializer.serializeToString(.string(text)) }
 }

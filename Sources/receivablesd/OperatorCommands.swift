@@ -23,6 +23,12 @@ struct ConnectionOptions: ParsableArguments {
         }
     }
 
+    func policies(_ configuration: DaemonConfiguration) throws -> DunningPolicies {
+        do { return try PolicyLoader.load(configuration.policiesFile) } catch {
+            throw CommandFailure("dunning policies are invalid:\n\(error.problems.map { "- " + $0 }.joined(separator: "\n"))")
+        }
+    }
+
     func database() async throws -> PostgresConnection {
         let configuration = try await load()
         do { return try PostgresConnection(configuration.database) } catch {
@@ -37,10 +43,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await connection.load()
-        let policies: DunningPolicies
-        do { policies = try PolicyLoader.load(configuration.policiesFile) } catch {
-            throw CommandFailure("dunning policies are invalid:\n\(error.problems.map { "- " + $0 }.joined(separator: "\n"))")
-        }
+        let policies = try connection.policies(configuration)
         let level = LogLevelControl(Logger.Level(rawValue: configuration.logLevel) ?? .info)
         LoggingSystem.bootstrap { label in LogfmtHandler(label: label, level: level) }
         let logger = Logger(label: "receivablesd")
@@ -74,10 +77,7 @@ struct CheckConfigCommand: AsyncParsableCommand {
 
     func run() async throws {
         let c = try await connection.load()
-        let policies: DunningPolicies
-        do { policies = try PolicyLoader.load(c.policiesFile) } catch {
-            throw CommandFailure("dunning policies are invalid:\n\(error.problems.map { "- " + $0 }.joined(separator: "\n"))")
-        }
+        let policies = try connection.policies(c)
         print("""
             database: \(c.database.user)@\(c.database.host):\(c.database.port)/\(c.database.database) sslmode=\(c.database.sslMode) password=\(c.database.password == nil ? "(none)" : "(redacted)")
             broker: \(c.broker.user)@\(c.broker.host):\(c.broker.port) vhost=\(c.broker.virtualHost) tls=\(c.broker.tls != nil) password=(redacted)
