@@ -239,6 +239,18 @@ public final class AMQPConnection {
         try check(amqp_get_rpc_reply(state), "bind \(queue) to \(exchange) with \(routingKey)")
     }
 
+    public func deleteQueue(_ queue: String) throws(AMQPError) {
+        let arena = AMQPArena()
+        _ = amqp_queue_delete(state, channel, arena.bytes(queue), 0, 0)
+        try check(amqp_get_rpc_reply(state), "delete queue \(queue)")
+    }
+
+    public func deleteExchange(_ exchange: String) throws(AMQPError) {
+        let arena = AMQPArena()
+        _ = amqp_exchange_delete(state, channel, arena.bytes(exchange), 0)
+        try check(amqp_get_rpc_reply(state), "delete exchange \(exchange)")
+    }
+
     public func purgeQueue(_ queue: String) throws(AMQPError) {
         let arena = AMQPArena()
         _ = amqp_queue_purge(state, channel, arena.bytes(queue))

@@ -99,7 +99,7 @@ final class OutboxPublisher: @unchecked Sendable {
     }
 
     /// Claims, publishes and confirms one batch in one transaction; returns rows published.
-    private func publishBatch(store: Store, broker: AMQPConnection) throws -> Int {
+    func publishBatch(store: Store, broker: AMQPConnection) throws -> Int {
         try store.transaction {
             let pending = try store.claimOutbox(limit: configuration.outboxBatchSize)
             guard !pending.isEmpty else { return 0 }
