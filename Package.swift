@@ -85,10 +85,12 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
-        .testTarget(name: "OperationsTests", swiftSettings: strict),
+        // Process and service helpers shared by the test targets that start the daemon.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "OperationsTests", dependencies: ["TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Daemon", "Store", "ARContract", "AMQPClient", "PostgresClient"],
+            dependencies: ["Daemon", "Store", "ARContract", "AMQPClient", "PostgresClient", "TestSupport"],
             exclude: ["blackbox"],  // python scenario scripts run by the tests
             swiftSettings: strict
         ),

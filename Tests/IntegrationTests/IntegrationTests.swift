@@ -1,6 +1,7 @@
 import Foundation
 import PostgresClient
 import Testing
+import TestSupport
 
 /// Black-box scenarios against a real `receivablesd serve` (SPEC sections 2, 7): python scripts
 /// (Tests/IntegrationTests/blackbox, using scripts/arclient.py) publish as billing, gateway and

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// `receivablesd check-config`: the effective configuration with secrets redacted; one line per
 /// mistake and a non-zero exit for a broken file. Needs only the binary (no services).

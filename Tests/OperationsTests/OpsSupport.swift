@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,76 +63,11 @@ enum OpsEnvironment {
     }
 }
 
-/// A child process started with posix_spawn, stdout/stderr to files, reaped with waitpid by us.
-final class Child: Sendable {
-    let pid: pid_t
-    let label: String
-    let stdoutPath: String
-    let stderrPath: String
-    private let exitStatus = Mutex<Int32?>(nil)
+typealias Child = ChildProcess
 
-    init(_ label: String, _ executable: String, _ arguments: [String], environment: [String: String], directory: String) throws {
-        self.label = label
-        stdoutPath = "\(directory)/\(label).out"
-        stderrPath = "\(directory)/\(label).err"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in argv { free(p) }; for p in envp { free(p) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
-        guard status == 0 else { throw OpsError("cannot start \(executable): \(String(cString: strerror(status)))") }
-        self.pid = pid
-    }
-
-    /// Exit status once ended (128 + signal for a signal death), nil while running.
-    func poll() -> Int32? {
-        exitStatus.withLock { known in
-            if let known { return known }
-            var status: Int32 = 0
-            guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
-            let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-            known = code
-            return code
-        }
-    }
-
-    var isRunning: Bool { poll() == nil }
-    func signal(_ number: Int32) { if isRunning { kill(pid, number) } }
-
-    func wait(timeout: Duration) async -> Int32? {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
-            if let status = poll() { return status }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return poll()
-    }
-
-    /// SIGKILL and reap (cleanup path).
-    func kill9() async {
-        signal(SIGKILL)
-        _ = await wait(timeout: .seconds(10))
-    }
-
-    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
-    var output: String { stdout + stderr }
-    func tail(_ lines: Int = 30) -> String {
-        output.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+extension ChildProcess {
+    convenience init(_ label: String, _ executable: String, _ arguments: [String], environment: [String: String], directory: String) throws {
+        try self.init(label: label, executable: executable, arguments: arguments, environment: environment, logDirectory: directory)
     }
 }
 

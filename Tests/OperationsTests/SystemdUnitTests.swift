@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// The unit file passes systemd's own checks (issue: `systemd-analyze verify` clean and
 /// `systemd-analyze security --offline=true` rating "OK" or better), run against a copy whose
