@@ -568,14 +568,14 @@ public enum EmbeddedSchemas {
       ]
     },
     "amount": {
-      "description": "A money amount as a decimal string: no sign, no leading zeros, at most 15 integer digits, optionally '.' and 1 to 4 fraction digits (the currency's own limit is checked by inbound_money_digits). A JSON number is amount_not_string.",
+      "description": "A money amount as a decimal string: no sign, no leading zeros, at most 12 integer digits (so balances summed over thousands of invoices stay exact in 64 bits), optionally '.' and 1 to 4 fraction digits (the currency's own limit is checked by inbound_money_digits). A JSON number is amount_not_string.",
       "allOf": [
         {
           "type": "string",
           "x-rejection": "amount_not_string"
         },
         {
-          "pattern": "^(?:0|[1-9][0-9]{0,14})(?:\\.[0-9]{1,4})?(?![\\s\\S])"
+          "pattern": "^(?:0|[1-9][0-9]{0,11})(?:\\.[0-9]{1,4})?(?![\\s\\S])"
         }
       ]
     },

@@ -76,7 +76,7 @@ public enum InboundCommand: Sendable, Hashable {
 
 /// A decimal amount whose currency is not in the message (`invoice.adjusted`,
 /// `payment.refunded`, `payment.reversed` may omit `currency`: it is the invoice's or payment's).
-/// The schema checked its shape (no sign, ≤ 15 integer and ≤ 4 fraction digits); the number of
+/// The schema checked its shape (no sign, ≤ 12 integer and ≤ 4 fraction digits); the number of
 /// fraction digits is checked when the currency is known, by `money(in:)`.
 public struct DecimalAmount: Sendable, Hashable, CustomStringConvertible {
     public let text: String

@@ -100,9 +100,11 @@ public enum MoneyParseError: Error, Equatable, Sendable {
 }
 
 extension Money {
-    /// Largest absolute amount accepted at the boundary: 10^15 major units keeps every sum of
-    /// thousands of amounts far from Int64 overflow even for 4-digit currencies.
-    public static let maximumMajorDigits = 15
+    /// Largest amount accepted at the boundary: 12 integer digits (just under a trillion major
+    /// units, far beyond any invoice). It keeps sums of thousands of the largest amounts (a
+    /// customer's balance over all open invoices) inside Int64 for 3-digit currencies, so a
+    /// hostile publisher cannot make balance arithmetic overflow.
+    public static let maximumMajorDigits = 12
 
     /// Parses the SPEC's decimal notation: optional "-" (only if `allowNegative`), digits with no
     /// leading zeros, optional "." followed by 1...minorUnitDigits digits. No exponent, no "+",

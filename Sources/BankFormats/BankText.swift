@@ -13,7 +13,7 @@ enum BankAmountProblem: Error, Sendable {
         case .empty: "amount is empty"
         case .malformed: "amount is not a number"
         case .tooManyFractionDigits(let allowed): "amount has more than the currency's \(allowed) decimals"
-        case .outOfRange: "amount exceeds \(Money.maximumMajorDigits) integer digits"
+        case .outOfRange: "amount exceeds \(BankAmount.maximumMajorDigits) integer digits"
         }
     }
 }
@@ -21,6 +21,11 @@ enum BankAmountProblem: Error, Sendable {
 /// Amount syntaxes of the three formats, parsed straight from bytes into integer minor units.
 /// Never a floating-point number: sums stay exact and "0.1 + 0.2" problems cannot happen.
 enum BankAmount {
+    /// Statements carry whole accounts' balances and file control totals, so they get a wider
+    /// bound than one AR document (`Money.maximumMajorDigits`); 15 digits still fit Int64 with
+    /// 3 minor digits.
+    static let maximumMajorDigits = 15
+
     /// `1234.56` (camt, separator ".") or `1234,56` / `1234,` (MT940, separator ","): digits, at most one
     /// separator, no sign. Leading zeros are allowed (MT940 pads). Fraction digits beyond the currency's
     /// minor unit are accepted only when they are zeros ("10.500" EUR is exactly 10.50): anything else
@@ -56,7 +61,7 @@ enum BankAmount {
                 }
             } else {
                 if integerDigits > 0 || digit != 0 { integerDigits += 1 }
-                guard integerDigits <= Money.maximumMajorDigits else { throw .outOfRange }
+                guard integerDigits <= BankAmount.maximumMajorDigits else { throw .outOfRange }
                 integerPart = integerPart * 10 + digit
             }
         }
@@ -82,7 +87,7 @@ enum BankAmount {
         for byte in digits {
             guard byte >= 0x30, byte <= 0x39 else { throw .malformed }
             if significant > 0 || byte != 0x30 { significant += 1 }
-            guard significant <= Money.maximumMajorDigits + currency.minorUnitDigits else { throw .outOfRange }
+            guard significant <= BankAmount.maximumMajorDigits + currency.minorUnitDigits else { throw .outOfRange }
             value = value * 10 + Int64(byte - 0x30)
         }
         return negative ? -value : value

@@ -68,6 +68,10 @@ public struct DaemonConfiguration: Sendable {
     public var httpHost = "127.0.0.1"
     public var httpPort: Int?
     public var logLevel = "info"
+    /// Queues a request may name in `reply_to`: server-named and direct reply-to queues and the
+    /// portal's own. Anything else (our work queue, another system's queue) is refused, so a
+    /// request cannot make the daemon write into queues it was not meant to.
+    public var replyQueuePrefixes = ["amq.gen-", "amq.rabbitmq.reply-to", "portal."]
     /// Dunning policies (YAML); the built-in standard policy when absent.
     public var policiesFile: String?
 

@@ -44,6 +44,7 @@ public enum ConfigurationLoader {
         "inbound_exchange", "events_exchange", "dead_letter_exchange", "work_queue", "dead_letter_queue", "work_queue_type",
         "delivery_limit", "consumers", "prefetch", "batch_size", "max_body_bytes", "max_json_depth", "hold_seconds",
         "housekeeping_seconds", "event_source", "log_level", "http.host", "http.port", "policies_file", "publishers",
+        "reply_queue_prefixes",
     ]
 
     public static func load(_ sources: ConfigurationSources = ConfigurationSources()) async throws(ConfigurationError) -> DaemonConfiguration {
@@ -229,6 +230,13 @@ private struct Settings {
             configuration.httpPort = int("http.port", 9464, 1...65535)
         }
         configuration.policiesFile = optionalString("policies_file")
+        if let prefixes = reader.stringArray(forKey: "reply_queue_prefixes") {
+            if prefixes.isEmpty || prefixes.contains(where: \.isEmpty) {
+                problems.append("reply_queue_prefixes: list non-empty queue name prefixes (e.g. amq.gen-, portal.)")
+            } else {
+                configuration.replyQueuePrefixes = prefixes
+            }
+        }
         if let publishers = publishersFromFile { configuration.publishers = PublisherPolicy(allowed: publishers) }
         // RECEIVABLESD_PUBLISHERS="billing=customer.upserted,invoice.*;gateway=payment.*" overrides the file.
         if let text = environment["RECEIVABLESD_PUBLISHERS"], !text.isEmpty {

@@ -85,6 +85,7 @@ struct CheckConfigCommand: AsyncParsableCommand {
             consumers=\(c.consumers) prefetch=\(c.prefetch) batch=\(c.batchSize) max-body=\(c.maximumBodyBytes) max-depth=\(c.maximumJSONDepth) hold=\(c.holdSeconds)s
             publishers: \(c.publishers.allowed.sorted { $0.key < $1.key }.map { "\($0.key)=[\($0.value.joined(separator: ","))]" }.joined(separator: " "))
             http: \(c.httpPort.map { "\(c.httpHost):\($0)" } ?? "off") log_level=\(c.logLevel)
+            reply queues: \(c.replyQueuePrefixes.map { $0 + "*" }.joined(separator: " "))
             amqp tls: \(c.broker.tls.map { "ca=\($0.caCertificatePath ?? "-") cert=\($0.clientCertificatePath ?? "-") verify_peer=\($0.verifyPeer) verify_hostname=\($0.verifyHostname)" } ?? "off")
             db tls: sslmode=\(c.database.sslMode) sslrootcert=\(c.database.sslRootCert ?? "-")
             dunning policies (\(c.policiesFile ?? "built-in")): default \(policies.defaultPolicyName); \(policies.policies.keys.sorted().map { name in

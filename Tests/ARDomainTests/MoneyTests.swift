@@ -18,7 +18,7 @@ import Testing
         Valid(text: "0.01", currency: usd, minorUnits: 1, formatted: "0.01"),
         Valid(text: "0", currency: usd, minorUnits: 0, formatted: "0.00"),
         Valid(text: "0.00", currency: usd, minorUnits: 0, formatted: "0.00"),
-        Valid(text: "999999999999999.99", currency: usd, minorUnits: 99_999_999_999_999_999, formatted: "999999999999999.99"),
+        Valid(text: "999999999999.99", currency: usd, minorUnits: 99_999_999_999_999, formatted: "999999999999.99"),
         Valid(text: "1250", currency: jpy, minorUnits: 1250, formatted: "1250"),
         Valid(text: "0", currency: jpy, minorUnits: 0, formatted: "0"),
         Valid(text: "12.500", currency: kwd, minorUnits: 12_500, formatted: "12.500"),
@@ -66,8 +66,8 @@ import Testing
         Invalid(text: "1250.5", currency: jpy, error: .tooManyFractionDigits(allowed: 0, found: 1)),
         Invalid(text: "1250.0", currency: jpy, error: .tooManyFractionDigits(allowed: 0, found: 1)),
         Invalid(text: "1.2345", currency: kwd, error: .tooManyFractionDigits(allowed: 3, found: 4)),
-        Invalid(text: "1000000000000000", currency: usd, error: .outOfRange),  // 16 integer digits
-        Invalid(text: "1000000000000000", currency: jpy, error: .outOfRange),
+        Invalid(text: "1000000000000", currency: usd, error: .outOfRange),  // 13 integer digits
+        Invalid(text: "1000000000000", currency: jpy, error: .outOfRange),
     ]
 
     @Test(arguments: invalid)
@@ -87,16 +87,18 @@ import Testing
         #expect(throws: MoneyParseError.malformed("--1")) { try Money.parse("--1", currency: usd, allowNegative: true) }
     }
 
-    /// 15 integer digits are accepted for every currency, so the widest (4 minor digits) must
-    /// not overflow Int64 while parsing: such input comes straight from a message.
+    /// 12 integer digits are accepted for every currency; the widest (4 minor digits) must
+    /// parse exactly, and a thousand of the largest KWD amounts must still add up in Int64.
     @Test func largestAmountsNeverTrap() throws {
-        let widest = "999999999999999.9999"
+        let widest = "999999999999.9999"
         let result = Result { () throws(MoneyParseError) in try Money.parse(widest, currency: clf) }
         switch result {
         case .success(let money): #expect(money.decimalString == widest)
         case .failure(let error): #expect(error == .outOfRange)
         }
-        #expect(try Money.parse("999999999999999.999", currency: kwd).minorUnits == 999_999_999_999_999_999)
+        let largest = try Money.parse("999999999999.999", currency: kwd)
+        #expect(largest.minorUnits == 999_999_999_999_999)
+        #expect((0..<1000).reduce(Money.zero(kwd)) { sum, _ in sum + largest }.minorUnits == 999_999_999_999_999_000)
     }
 
     @Test func formatsExtremes() {
@@ -108,8 +110,8 @@ import Testing
 }
 
 @Suite struct MoneyPropertyTests {
-    /// Largest minor-unit magnitude `parse` accepts for a currency: 15 integer digits.
-    static func bound(_ currency: Currency) -> Int64 { 999_999_999_999_999 * currency.minorUnitsPerMajor + currency.minorUnitsPerMajor - 1 }
+    /// Largest minor-unit magnitude `parse` accepts for a currency: 12 integer digits.
+    static func bound(_ currency: Currency) -> Int64 { 999_999_999_999 * currency.minorUnitsPerMajor + currency.minorUnitsPerMajor - 1 }
 
     @Test(arguments: [usd, jpy, kwd])
     func parseFormatRoundTrip(_ currency: Currency) async {

@@ -13,6 +13,7 @@ inv_a = f"{p}-INV-A"
 cap = capture()
 billing = arclient.Publisher("BILLING")
 gateway = arclient.Publisher("GATEWAY")
+portal = arclient.Publisher("PORTAL")
 
 # Valid background: two customers, an invoice of A (USD).
 billing.publish(customer(a))
@@ -65,6 +66,9 @@ cases = [
     ("forbidden_publisher", billing, pay("forbidden"), None, "forbidden_publisher", {}),
     ("missing_user_id", gateway, pay("nouser"), None, "forbidden_publisher", {"user_id": None}),
     ("card_data_present", gateway, card, None, "card_data_present", {}),
+    ("invalid_reply_to", portal, arclient.event("account.summary.requested", {"customer_id": a}, source="portal-it", subject=a,
+                                                id_=f"{p}-replyto"), None, "invalid_reply_to",
+     {"reply_to": "ar.inbound.work", "correlation_id": f"{p}-corr"}),
     ("currency_mismatch", billing, arclient.event("invoice.adjusted", {"invoice_id": inv_a, "amount": "5.00", "reason": "x", "currency": "EUR"},
                                                   source="billing-it", id_=f"{p}-curmis"), None, "currency_mismatch", {}),
 ]
