@@ -258,6 +258,8 @@ struct EnvelopeHint {
             guard let text = object[name]?.stringValue, !text.isEmpty, text.utf8.count <= 256 else { return nil }
             return text
         }
-        return EnvelopeHint(source: field("source"), id: field("id"), type: field("type"), subject: field("subject"))
+        // The customer for the log line: the CloudEvents subject, else the data's customer_id.
+        let customer = field("subject") ?? object["data"]?["customer_id"]?.stringValue.flatMap { $0.utf8.count <= 256 ? $0 : nil }
+        return EnvelopeHint(source: field("source"), id: field("id"), type: field("type"), subject: customer)
     }
 }
