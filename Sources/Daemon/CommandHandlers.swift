@@ -63,7 +63,7 @@ enum CommandHandlers {
         default:
             if context.released { try context.store.setInboxOutcome(source: envelope.source, eventID: envelope.id, outcome: "applied") }
         }
-        for message in context.events.drain() { try context.store.enqueue(message) }
+        try context.store.enqueue(context.events.drain())
         return disposition
     }
 
@@ -229,7 +229,7 @@ enum CommandHandlers {
         }
         context.events.reply("account.summary.reply", to: replyTo, correlationID: context.received.correlationID,
                              subject: request.customerID, data)
-        for message in context.events.drain() { try store.enqueue(message) }
+        try store.enqueue(context.events.drain())
         return .replied
     }
 
@@ -252,7 +252,7 @@ enum CommandHandlers {
         guard !released.isEmpty else { return }
         // The releasing message's events describe the state before the released ones apply:
         // they go out first, so consumers see status changes in the order they happened.
-        for message in context.events.drain() { try store.enqueue(message) }
+        try store.enqueue(context.events.drain())
         for held in released { try applyHeld(held, pipeline: context.pipeline, store: store) }
     }
 

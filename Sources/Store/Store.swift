@@ -110,12 +110,47 @@ public final class Store {
     // MARK: outbox
 
     public func enqueue(_ message: OutboxMessage) throws(PostgresError) {
+        try enqueue([message])
+    }
+
+    /// Writes several messages in one statement (one round trip), in order.
+    public func enqueue(_ messages: [OutboxMessage]) throws(PostgresError) {
+        guard !messages.isEmpty else { return }
+        if messages.count == 1, let message = messages.first {
+            try db.query("""
+                INSERT INTO outbox (event_id, exchange, routing_key, type, correlation_id, headers, body)
+                VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (event_id) DO NOTHING
+                """, [.text(message.eventID), .text(message.exchange), .text(message.routingKey), .text(message.type),
+                      .optional(message.correlationID), .text(Store.jsonObject(message.headers)), .bytes(message.body)])
+            return
+        }
+        // WITH ORDINALITY keeps the rows in the order given, so seq follows emission order.
         try db.query("""
             INSERT INTO outbox (event_id, exchange, routing_key, type, correlation_id, headers, body)
-            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (event_id) DO NOTHING
-            """, [.text(message.eventID), .text(message.exchange), .text(message.routingKey), .text(message.type),
-                  .optional(message.correlationID), .text(Store.jsonObject(message.headers)), .bytes(message.body)])
+            SELECT m.event_id, m.exchange, m.routing_key, m.type, NULLIF(m.correlation_id, ''), m.headers::jsonb, decode(m.body, 'hex')
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                 WITH ORDINALITY AS m(event_id, exchange, routing_key, type, correlation_id, headers, body, position)
+            ORDER BY m.position
+            ON CONFLICT (event_id) DO NOTHING
+            """, [.text(Store.textArray(messages.map(\.eventID))), .text(Store.textArray(messages.map(\.exchange))),
+                  .text(Store.textArray(messages.map(\.routingKey))), .text(Store.textArray(messages.map(\.type))),
+                  .text(Store.textArray(messages.map { $0.correlationID ?? "" })),
+                  .text(Store.textArray(messages.map { Store.jsonObject($0.headers) })),
+                  .text(Store.textArray(messages.map { Store.hex($0.body) }))])
     }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func intArray(_ values: [Int64]) -> String { "{" + values.map(String.init).joined(separator: ",") + "}" }
 
     /// Wakes publishers (delivered at commit, so they never see uncommitted rows).
     public func notifyOutbox() throws(PostgresError) {
@@ -360,15 +395,19 @@ public final class Store {
         var posted: [(id: String, entry: JournalEntry)] = []
         for (index, entry) in books.journal.enumerated() {
             let id = StableID.make(cause + ["journal", String(index)])
-            try db.query("INSERT INTO journal_entries (entry_id, kind, customer_id, currency, reference) VALUES ($1, $2, $3, $4, $5)",
-                         [.text(id), .text(entry.kind.rawValue), .text(entry.customerID), .text(entry.currency.code), .text(entry.reference)])
-            for (lineNumber, line) in entry.lines.enumerated() {
-                try db.query("""
-                    INSERT INTO journal_lines (entry_id, line_no, account, customer_id, invoice_id, debit_minor, credit_minor)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7)
-                    """, [.text(id), .int(lineNumber + 1), .text(line.account.rawValue), .text(entry.customerID), .optional(line.invoiceID),
-                          .int(line.debit), .int(line.credit)])
-            }
+            // The entry and all its lines in one statement (one round trip per entry).
+            try db.query("""
+                WITH entry AS (
+                    INSERT INTO journal_entries (entry_id, kind, customer_id, currency, reference) VALUES ($1, $2, $3, $4, $5)
+                    RETURNING entry_id)
+                INSERT INTO journal_lines (entry_id, line_no, account, customer_id, invoice_id, debit_minor, credit_minor)
+                SELECT entry.entry_id, line.no, line.account, $3, NULLIF(line.invoice, ''), line.debit, line.credit
+                FROM entry, unnest($6::int[], $7::text[], $8::text[], $9::bigint[], $10::bigint[]) AS line(no, account, invoice, debit, credit)
+                """, [.text(id), .text(entry.kind.rawValue), .text(entry.customerID), .text(entry.currency.code), .text(entry.reference),
+                      .text(Store.intArray(entry.lines.indices.map { Int64($0 + 1) })),
+                      .text(Store.textArray(entry.lines.map(\.account.rawValue))),
+                      .text(Store.textArray(entry.lines.map { $0.invoiceID ?? "" })),  // identifiers are never empty
+                      .text(Store.intArray(entry.lines.map(\.debit))), .text(Store.intArray(entry.lines.map(\.credit)))])
             posted.append((id, entry))
         }
         return posted
