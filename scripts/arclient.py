@@ -67,7 +67,8 @@ class Publisher:
             routing_key = body.get("type", "unknown") if isinstance(body, dict) else "unknown"
         if user_id == "default":
             user_id = self.user
-        props = pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2, user_id=user_id, **properties)
+        properties.setdefault("content_type", "application/cloudevents+json")
+        props = pika.BasicProperties(delivery_mode=2, user_id=user_id, **properties)
         self.channel.basic_publish(self.exchange, routing_key, encode(body), props)
 
     def close(self):

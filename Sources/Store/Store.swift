@@ -487,6 +487,9 @@ public final class Store {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\u{0}":
+                // jsonb cannot hold U+0000; it can arrive in AMQP properties a publisher sets.
+                out += "\\ufffd"
             default:
                 if scalar.value < 0x20 {
                     let hex = String(scalar.value, radix: 16)

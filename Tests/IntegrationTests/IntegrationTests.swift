@@ -87,11 +87,11 @@ extension BlackBoxTests {
         try await harness.ready()
         let result = try await harness.runScript("s3_bad_input.py")
         expectClean(result, "scenario 3")
-        #expect(result.strings("cases").count == 15)
+        #expect(result.strings("cases").count == 16)
         #expect(harness.isRunning("primary"), "the daemon died during the bad-input scenario:\n\(harness.daemonLogTail("primary"))")
         let db = try harness.connect()
         let prefix = result.string("prefix") ?? "?"
-        #expect(try deadLetterCount(prefix, db) == 15, "dead_letters rows of the run (one per bad message)")
+        #expect(try deadLetterCount(prefix, db) == 16, "dead_letters rows of the run (one per bad message)")
         #expect(try db.int("SELECT count(*) FROM invoices WHERE invoice_id = $1", [.text(result.string("after_invoice") ?? "?")]) == 1)
     }
 

@@ -51,6 +51,9 @@ card = pay("card", card={"number": "4242424242424242", "exp_month": 12, "exp_yea
 # (name, publisher, body, routing key, expected reason, publish kwargs)
 cases = [
     ("not_json", billing, f"{{not json {p}".encode(), "invoice.issued", "not_json", {}),
+    # A NUL in AMQP properties must not break the dead-letter record (jsonb refuses U+0000).
+    ("nul_in_properties", billing, f"{{broken {p} nul".encode(), "customer.upserted", "not_json",
+     {"content_type": "application/\x00json", "correlation_id": f"{p}\x00corr"}),
     ("not_cloudevent", billing, json.dumps({"hello": p, "data": {"x": 1}}).encode(), "customer.upserted", "not_cloudevent", {}),
     ("unknown_type", billing, arclient.event("invoice.teleported", {"invoice_id": p}, source="billing-it", id_=f"{p}-type"),
      "invoice.teleported", "unknown_type", {}),
