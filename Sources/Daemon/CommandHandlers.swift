@@ -213,7 +213,8 @@ enum CommandHandlers {
         guard let replyTo = context.received.replyTo, !replyTo.isEmpty else {
             throw Rejection(code: RejectionCode(rawValue: "missing_reply_to"), detail: "a request needs the AMQP reply_to property")
         }
-        guard context.configuration.replyQueuePrefixes.contains(where: { replyTo.hasPrefix($0) }) else {
+        guard replyTo.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }),
+              context.configuration.replyQueuePrefixes.contains(where: { replyTo.hasPrefix($0) }) else {
             throw Rejection(code: RejectionCode(rawValue: "invalid_reply_to"),
                             detail: "reply_to '\(replyTo.prefix(64))' is not a reply queue (allowed prefixes: \(context.configuration.replyQueuePrefixes.joined(separator: ", ")))")
         }

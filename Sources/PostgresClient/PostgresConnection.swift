@@ -355,7 +355,10 @@ public final class PostgresConnection {
             case .null:
                 buffers.append(nil); lengths.append(0); formats.append(0)
             case .text(let text):
-                buffers.append(UnsafeMutableRawPointer(strdup(text))); lengths.append(0); formats.append(0)
+                // PostgreSQL text cannot hold U+0000 and a C string would end there silently:
+                // store U+FFFD instead, so nothing after it is lost.
+                let safe = text.utf8.contains(0) ? String(text.unicodeScalars.map { $0 == "\u{0}" ? "\u{FFFD}" : Character($0) }) : text
+                buffers.append(UnsafeMutableRawPointer(strdup(safe))); lengths.append(0); formats.append(0)
             case .bytes(let bytes):
                 let buffer = malloc(max(bytes.count, 1))
                 bytes.withUnsafeBytes { source in
