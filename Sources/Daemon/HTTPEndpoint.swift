@@ -40,6 +40,7 @@ final class HTTPEndpoint {
         channel = try bootstrap.bind(host: host, port: port).wait()
     }
 
+    /// Shutdown errors are ignored: the process is exiting and the socket goes with it.
     func stop() {
         try? channel?.close().wait()
         try? group.syncShutdownGracefully()

@@ -226,7 +226,7 @@ public final class PostgresConnection {
         } else {
             name = "s\(preparedNames.count)"
             let result = PQprepare(handle, name, sql, Int32(parameters.count), nil)
-            try check(result, sql: sql).ignore()
+            _ = try check(result, sql: sql)
             preparedNames[sql] = name
         }
         return try withParameters(parameters) { values, lengths, formats throws(PostgresError) in
@@ -370,8 +370,4 @@ public final class PostgresConnection {
         let pointers = buffers.map { $0.map { UnsafePointer($0.assumingMemoryBound(to: CChar.self)) } }
         return try body(pointers, lengths, formats)
     }
-}
-
-extension PostgresRows {
-    func ignore() {}
 }

@@ -52,6 +52,7 @@ public struct Migrator {
         do {
             try db.query("SELECT pg_advisory_lock($1::bigint)", [.text(Migrator.lockKey)])
         } catch { throw .database(error) }
+        // A failed unlock means the session is gone, and a session lock goes with its session.
         defer { _ = try? db.query("SELECT pg_advisory_unlock($1::bigint)", [.text(Migrator.lockKey)]) }
         var applied: [Int: String] = [:]
         do {

@@ -14,6 +14,7 @@ extension Store {
     public func verify(limitPerCheck: Int = 50) throws(PostgresError) -> [Violation] {
         var violations: [Violation] = []
         try db.simpleQuery("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        // Read-only snapshot: ending it cannot lose anything, and a lost connection ends it anyway.
         defer { _ = try? db.simpleQuery("COMMIT") }
         func check(_ name: String, _ sql: String, _ describe: (PostgresRow) -> String) throws(PostgresError) {
             for row in try db.query(sql + " LIMIT \(limitPerCheck)").all { violations.append(Violation(check: name, detail: describe(row))) }
