@@ -73,7 +73,9 @@ struct BankParseCommand: ParsableCommand {
                 onStatement: { statement in
                     summary.statements += 1
                     defer { statementNet = [:] }
-                    guard mode == "warn", let opening = statement.openingBalance?.amount, let closing = statement.closingBalance?.amount,
+                    // The formats whose balances the parser checks (BAI2 has control totals instead).
+                    guard mode == "warn", detected == .mt940 || detected == .camt053,
+                          let opening = statement.openingBalance?.amount, let closing = statement.closingBalance?.amount,
                           opening.currency == closing.currency else { return }
                     let expected = opening + (statementNet[opening.currency] ?? .zero(opening.currency))
                     if expected != closing {
