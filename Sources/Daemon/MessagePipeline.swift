@@ -50,7 +50,7 @@ struct MessagePipeline: Sendable {
                     try store.notifyOutbox()
                     return result
                 }
-                for (delivery, disposition) in zip(batch, dispositions) { record(delivery, disposition) }
+                for index in batch.indices { record(batch[index], examined[index], dispositions[index]) }
                 DaemonMetrics.processing(nanoseconds: Monotonic.nanoseconds() - started, messages: batch.count)
                 return dispositions
             } catch let error as PostgresError where error.isRetryableConflict && attempt < 5 {
@@ -193,8 +193,16 @@ struct MessagePipeline: Sendable {
     }
 
     /// One log line and the metrics of one delivery's outcome.
-    private func record(_ delivery: AMQPDelivery, _ disposition: Disposition) {
-        let hint = EnvelopeHint.read(delivery.body, maximumBytes: configuration.maximumBodyBytes)
+    private func record(_ delivery: AMQPDelivery, _ verdict: Verdict, _ disposition: Disposition) {
+        // The decoded envelope when there is one; only a rejected body is parsed again, leniently.
+        let hint: EnvelopeHint
+        switch verdict {
+        case .accepted(let message):
+            hint = EnvelopeHint(source: message.envelope.source, id: message.envelope.id, type: message.envelope.type,
+                                subject: message.envelope.subject ?? EnvelopeHint.customer(of: message.command))
+        case .rejected:
+            hint = EnvelopeHint.read(delivery.body, maximumBytes: configuration.maximumBodyBytes)
+        }
         let type = hint.type.flatMap { MessagePipeline.inboundTypes.contains($0) ? $0 : nil } ?? "unknown"
         switch disposition {
         case .applied: DaemonMetrics.message(type: type, outcome: "applied")
@@ -249,6 +257,24 @@ struct EnvelopeHint {
     var id: String?
     var type: String?
     var subject: String?
+
+    /// The customer a command is about, for log lines.
+    static func customer(of command: InboundCommand) -> String? {
+        switch command {
+        case .customerUpserted(let c): return c.customerID
+        case .invoiceIssued(let c): return c.customerID
+        case .creditNoteIssued(let c): return c.customerID
+        case .paymentSucceeded(let c): return c.customerID
+        case .paymentPending(let c): return c.customerID
+        case .paymentFailed(let c): return c.customerID
+        case .accountSummaryRequested(let c): return c.customerID
+        case .statementRequested(let c): return c.customerID
+        case .paymentHistoryRequested(let c): return c.customerID
+        case .invoiceAdjusted, .invoiceVoided, .invoiceWrittenOff, .paymentRefunded, .paymentReversed, .bankCreditReceived,
+             .bankStatementReceived, .disputeOpened, .disputeResolved, .promiseToPayRecorded, .reconciliationResolved:
+            return nil
+        }
+    }
 
     static func read(_ body: [UInt8], maximumBytes: Int) -> EnvelopeHint {
         guard body.count <= maximumBytes, let value = try? JSONParser(maximumDepth: 64).parse(body), let object = value.objectValue else {
