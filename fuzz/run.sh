@@ -19,7 +19,7 @@ flags=(-parse-as-library -sanitize=fuzzer,address -O -g -swift-version 6
 "$swiftc" "${flags[@]}" -module-name ARDomain -wmo -emit-module -emit-module-path "$build/ardomain/ARDomain.swiftmodule" \
     -c "$root/Sources/ARDomain/Money.swift" "$root/Sources/ARDomain/Currency.swift" "$root/Sources/ARDomain/SHA256.swift" -o "$build/ardomain/ARDomain.o"
 "$swiftc" "${flags[@]}" -module-name BankFormats -I "$build/ardomain" -I "$root/Sources/CLibXML2" \
-    -Xcc -I/usr/include/libxml2 "$root"/Sources/BankFormats/*.swift "$root/fuzz/$parser.swift" \
+    -Xcc -I/usr/include/libxml2 "$root"/Sources/BankFormats/*.swift "$root/fuzz/entry.swift" -D "FUZZ_$(echo "$parser" | tr a-z A-Z)" \
     "$build/ardomain/ARDomain.o" -lxml2 -o "$build/fuzz-$parser"
 
 fixtures="$root/Tests/BankFormatsTests/Fixtures"

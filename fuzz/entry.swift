@@ -1,5 +1,16 @@
-// libFuzzer entry for the camt parser; built outside SwiftPM by fuzz/run.sh (same module as the
-// BankFormats sources, so internal API is reachable).
+// libFuzzer entry for one bank statement parser, chosen at compile time by fuzz/run.sh
+// (-D FUZZ_CAMT, FUZZ_BAI2 or FUZZ_MT940); built outside SwiftPM in the same module as the
+// BankFormats sources, so internal API is reachable.
+
+#if FUZZ_CAMT
+private let formats: [BankFormat?] = [.camt053, .camt054, nil]
+#elseif FUZZ_BAI2
+private let formats: [BankFormat?] = [.bai2, nil]
+#elseif FUZZ_MT940
+private let formats: [BankFormat?] = [.mt940, nil]
+#else
+#error("build with -D FUZZ_CAMT, FUZZ_BAI2 or FUZZ_MT940")
+#endif
 
 /// Parses the input twice, all at once and fed in chunks whose size comes from the first byte, and
 /// requires both to agree: chunk boundaries must never change the result. A BankFormatError is an
@@ -8,7 +19,7 @@
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     let chunkSize = 1 + Int(bytes.first ?? 0) * 3
-    for format in [BankFormat.camt053, BankFormat.camt054, nil] {
+    for format in formats {
         let whole = outcome(bytes, format: format)
         let chunked = chunkedOutcome(bytes, format: format, chunkSize: chunkSize)
         precondition(whole == chunked, "chunked parse differs from whole parse")
