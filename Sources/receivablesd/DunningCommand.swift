@@ -180,7 +180,8 @@ struct DunningCommand: ParsableCommand {
                 let state = e.pass.state(of: invoice.id)
                 let history = (sent[invoice.id] ?? []).map { "L\($0.level) \($0.localDate)" }.joined(separator: ", ")
                 rows.append([invoice.id, invoice.number, "\(invoice.balance.decimalString) \(invoice.currency)", invoice.dueDate.description,
-                             String(record.localDate.days(since: invoice.dueDate)), history.isEmpty ? "-" : history, state.map(Explain.describe) ?? "-"])
+                             String(record.localDate.days(since: invoice.dueDate)), history.isEmpty ? "-" : history, state.map(Explain.describe) ?? "-",
+                             Explain.pauses(invoice, record: record, graceDays: e.policy.graceDays)])
                 if case .waiting(_, let waits)? = state {
                     for wait in waits {
                         let first = since["\(invoice.id)\u{1F}\(wait.code)\u{1F}\(wait.reference)"].map { " (since \($0))" } ?? ""
@@ -189,13 +190,29 @@ struct DunningCommand: ParsableCommand {
                 }
             }
             out += record.invoices.isEmpty ? "no open invoices\n"
-                : Table.render(["INVOICE", "NUMBER", "BALANCE", "DUE", "DAYS", "SENT", "DUNNING"], rows) + "\n"
+                : Table.render(["INVOICE", "NUMBER", "BALANCE", "DUE", "DAYS", "SENT", "DUNNING", "PAUSED OR HELD BY"], rows) + "\n"
             if !reasons.isEmpty { out += "why they wait:\n" + reasons.joined(separator: "\n") + "\n" }
             let retries = e.retries.filter { $0.state != "scheduled" && $0.state != "requested" }
             for retry in retries.suffix(10) {
                 out += "retry history: payment \(retry.paymentID) attempt \(retry.attempt) \(retry.state)\(retry.stateReason.map { " (\($0))" } ?? "")\n"
             }
             return out.hasSuffix("\n") ? String(out.dropLast()) : out
+        }
+
+        /// What pauses or holds the invoice now, whether or not a step is due.
+        static func pauses(_ invoice: DunningInvoice, record: DunningCustomerRecord, graceDays: Int) -> String {
+            var notes = invoice.openDisputeIDs.sorted().map { "dispute \($0)" }
+            if let promised = invoice.promisedDates.max() {
+                let until = promised.adding(days: graceDays)
+                notes.append(record.localDate <= until ? "promise by \(promised) (paused through \(until))" : "promise by \(promised) broken")
+            }
+            for payment in record.paymentsInFlight where payment.invoiceIDs.isEmpty ? payment.currency == invoice.currency : payment.invoiceIDs.contains(invoice.id) {
+                switch payment.kind {
+                case .pending: notes.append("pending \(payment.paymentID)")
+                case .retry(let attempt, _, let requested): notes.append("retry \(attempt) of \(payment.paymentID)\(requested ? " (requested)" : "")")
+                }
+            }
+            return notes.isEmpty ? "-" : notes.joined(separator: "; ")
         }
 
         static func describe(_ state: InvoiceDunningState) -> String {
