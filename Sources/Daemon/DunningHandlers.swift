@@ -11,45 +11,56 @@ enum DunningHandlers {
     // MARK: disputes
 
     static func disputeOpened(_ command: DisputeOpened, _ context: HandlerContext) throws -> Disposition {
-        let store = context.store
-        try store.lockKey("invoice", command.invoiceID)
-        guard let known = try store.invoice(command.invoiceID) else {
-            return try CommandHandlers.hold(context, waitingKind: "invoice", waitingID: command.invoiceID)
+        let facts: DisputeFacts
+        switch try disputeFacts(disputeID: command.disputeID, invoiceID: command.invoiceID, context) {
+        case .held(let disposition): return disposition
+        case .known(let known): facts = known
         }
-        _ = try store.lockCustomer(known.invoice.customerID)
-        try store.lockKey("dispute", command.disputeID)
-        if let existing = try store.dispute(command.disputeID) {
-            try sameInvoice(existing.invoiceID, command.disputeID, command.invoiceID)
-            return .duplicate  // re-sent, or its resolution arrived first: the dispute is over
-        }
-        try store.openDispute(disputeID: command.disputeID, invoiceID: command.invoiceID, customerID: known.invoice.customerID,
-                              reason: command.reason, at: context.envelope.time)
+        if facts.existing != nil { return .duplicate }  // re-sent, or its resolution arrived first: the dispute is over
+        try context.store.openDispute(disputeID: command.disputeID, invoiceID: command.invoiceID, customerID: facts.customerID,
+                                      reason: command.reason, at: context.envelope.time)
         return .applied
     }
 
     /// Any outcome ends the pause: the outcome is a label (SPEC section 2), kept as sent and never
     /// switched on here, so new outcomes need no code.
     static func disputeResolved(_ command: DisputeResolved, _ context: HandlerContext) throws -> Disposition {
-        let store = context.store
-        try store.lockKey("invoice", command.invoiceID)
-        guard let known = try store.invoice(command.invoiceID) else {
-            return try CommandHandlers.hold(context, waitingKind: "invoice", waitingID: command.invoiceID)
+        let facts: DisputeFacts
+        switch try disputeFacts(disputeID: command.disputeID, invoiceID: command.invoiceID, context) {
+        case .held(let disposition): return disposition
+        case .known(let known): facts = known
         }
-        _ = try store.lockCustomer(known.invoice.customerID)
-        try store.lockKey("dispute", command.disputeID)
-        if let existing = try store.dispute(command.disputeID) {
-            try sameInvoice(existing.invoiceID, command.disputeID, command.invoiceID)
-            if existing.state == "resolved" { return .duplicate }
-        }
-        try store.resolveDispute(disputeID: command.disputeID, invoiceID: command.invoiceID, customerID: known.invoice.customerID,
-                                 outcome: command.outcome.rawValue, at: context.envelope.time)
+        if facts.existing?.state == "resolved" { return .duplicate }
+        try context.store.resolveDispute(disputeID: command.disputeID, invoiceID: command.invoiceID, customerID: facts.customerID,
+                                         outcome: command.outcome.rawValue, at: context.envelope.time)
         return .applied
     }
 
-    private static func sameInvoice(_ recorded: String, _ disputeID: String, _ named: String) throws {
-        guard recorded == named else {
-            throw Rejection(code: .conflictingDuplicate, detail: "dispute \(disputeID) concerns invoice \(recorded), this message names \(named)")
+    struct DisputeFacts {
+        let customerID: String
+        let existing: (invoiceID: String, state: String, reason: String?)?
+    }
+
+    enum DisputeLookup {
+        case held(Disposition)
+        case known(DisputeFacts)
+    }
+
+    /// Locks the invoice (waiting for it when unknown), its customer and the dispute id, and
+    /// reads the dispute; a dispute id reused for another invoice is a conflict.
+    private static func disputeFacts(disputeID: String, invoiceID: String, _ context: HandlerContext) throws -> DisputeLookup {
+        let store = context.store
+        try store.lockKey("invoice", invoiceID)
+        guard let known = try store.invoice(invoiceID) else {
+            return .held(try CommandHandlers.hold(context, waitingKind: "invoice", waitingID: invoiceID))
         }
+        _ = try store.lockCustomer(known.invoice.customerID)
+        try store.lockKey("dispute", disputeID)
+        let existing = try store.dispute(disputeID)
+        if let existing, existing.invoiceID != invoiceID {
+            throw Rejection(code: .conflictingDuplicate, detail: "dispute \(disputeID) concerns invoice \(existing.invoiceID), this message names \(invoiceID)")
+        }
+        return .known(DisputeFacts(customerID: known.invoice.customerID, existing: existing))
     }
 
     // MARK: promises to pay
