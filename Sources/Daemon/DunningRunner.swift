@@ -70,7 +70,8 @@ public struct DunningRunner: Sendable {
     public func pass(store: Store, policies: DunningPolicies, now: Instant, progress: () -> Void = {}) throws -> DunningPassReport {
         var report = DunningPassReport(now: now)
         try requestDueRetries(store: store, now: now, report: &report)
-        let customerIDs = try store.dunningCustomerIDs()
+        let offsets = Set(policies.policies.values.flatMap { $0.steps.map(\.offsetDays) }).sorted()
+        let customerIDs = try store.dunningCustomerIDs(now: now, offsets: offsets)
         var start = 0
         while start < customerIDs.count {
             progress()
@@ -158,6 +159,7 @@ public struct DunningRunner: Sendable {
     /// Publishes `payment.retry_requested` for every scheduled retry due at `now`, or cancels it
     /// when every invoice it was for is closed meanwhile.
     private func requestDueRetries(store: Store, now: Instant, report: inout DunningPassReport) throws {
+        guard try store.anyRetryDue(now: now) else { return }
         while true {
             let (claimed, done) = try store.transaction { () throws -> (Int, [DunningPassReport.Retry]) in
                 let due = try store.claimDueRetries(now: now, limit: DunningRunner.retryBatch)

@@ -102,13 +102,23 @@ extension Store {
 
     // MARK: loading a pass's facts
 
-    /// Customers a pass looks at: those with open invoices or with recorded waits to clear.
-    public func dunningCustomerIDs() throws(PostgresError) -> [String] {
+    /// Customers a pass must decide about as of `now`: those with an open invoice for which some
+    /// step offset of `offsets` (every offset of every policy) is due in the customer's local date
+    /// and above every step sent for it, and those with recorded waits (to keep or clear). A
+    /// superset of what the machine acts on, so a quiet pass costs one query.
+    public func dunningCustomerIDs(now: Instant, offsets: [Int]) throws(PostgresError) -> [String] {
         try db.query("""
-            SELECT customer_id FROM invoices WHERE status IN ('open', 'partially_paid')
+            WITH local AS (
+                SELECT c.customer_id, ($1::timestamptz AT TIME ZONE COALESCE(z.name, 'UTC'))::date AS today
+                FROM customers c LEFT JOIN time_zone_names z ON z.lower_name = lower(c.time_zone))
+            SELECT i.customer_id FROM invoices i JOIN local USING (customer_id)
+            CROSS JOIN LATERAL (SELECT max(o) AS due FROM unnest($2::int[]) AS o WHERE i.due_date + o <= local.today) AS step
+            CROSS JOIN LATERAL (SELECT max(s.step_offset) AS top FROM dunning_steps_sent s WHERE s.invoice_id = i.invoice_id) AS sent
+            WHERE i.status IN ('open', 'partially_paid') AND i.balance_minor > 0
+              AND step.due IS NOT NULL AND (sent.top IS NULL OR step.due > sent.top)
             UNION SELECT customer_id FROM dunning_waits
             ORDER BY 1
-            """).all.map { $0.requiredString("customer_id") }
+            """, [.text(now.description), .text(Store.intArray(offsets.map(Int64.init)))]).all.map { $0.requiredString("customer_id") }
     }
 
     /// Everything a pass needs about `customerIDs` as of `now`, in a fixed number of queries.
@@ -284,6 +294,12 @@ extension Store {
     }
 
     // MARK: retries
+
+    /// Whether any scheduled retry is due at `now` (a cheap look before claiming).
+    public func anyRetryDue(now: Instant) throws(PostgresError) -> Bool {
+        !(try db.query("SELECT 1 AS due FROM payment_retries WHERE state = 'scheduled' AND not_before <= $1::timestamptz LIMIT 1",
+                       [.text(now.description)])).isEmpty
+    }
 
     /// Locks up to `limit` scheduled retries due at `now`; other instances skip them until this
     /// transaction ends. Mark each requested or cancelled before committing.
