@@ -126,15 +126,50 @@ public enum EmbeddedSchemas {
                     "$ref": "common.json#/$defs/business_date"
                   },
                   "days_overdue": {
-                    "type": "integer"
+                    "type": "integer",
+                    "description": "Days past the due date in the customer's time zone (0 when not yet due)."
                   },
                   "dunning_level": {
                     "type": "integer",
                     "minimum": 0,
-                    "description": "Dunning steps sent for this invoice so far (0 = none)."
+                    "description": "Level of the highest dunning step sent for this invoice (1 = the policy's first step; 0 = none sent)."
                   },
                   "pending_payment": {
                     "type": "boolean"
+                  },
+                  "disputed": {
+                    "type": "boolean",
+                    "description": "An open dispute pauses the invoice's dunning."
+                  },
+                  "promise_to_pay": {
+                    "description": "The latest promise to pay naming the invoice, or null.",
+                    "anyOf": [
+                      {
+                        "type": "null"
+                      },
+                      {
+                        "type": "object",
+                        "required": [
+                          "promised_date",
+                          "paused_until",
+                          "active"
+                        ],
+                        "additionalProperties": false,
+                        "properties": {
+                          "promised_date": {
+                            "$ref": "common.json#/$defs/business_date"
+                          },
+                          "paused_until": {
+                            "$ref": "common.json#/$defs/business_date",
+                            "description": "promised_date plus the policy's grace days: dunning is paused through this date."
+                          },
+                          "active": {
+                            "type": "boolean",
+                            "description": "True while the customer's date is on or before paused_until."
+                          }
+                        }
+                      }
+                    ]
                   }
                 },
                 "allOf": [
@@ -1858,7 +1893,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "dunning.escalated",
-  "description": "Outbound (ar.events). The last dunning step passed (collections, credit hold).",
+  "description": "Outbound (ar.events). The policy's escalation step fell due (collections, credit hold): one per customer, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -1930,6 +1965,27 @@ public enum EmbeddedSchemas {
         },
         "currency": {
           "$ref": "common.json#/$defs/currency"
+        },
+        "level": {
+          "type": "integer",
+          "minimum": 0,
+          "maximum": 100,
+          "description": "Position of the escalation step in the customer's policy."
+        },
+        "channel": {
+          "allOf": [
+            {
+              "$ref": "common.json#/$defs/identifier"
+            }
+          ],
+          "maxLength": 32
+        },
+        "template": {
+          "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) of the escalation."
         }
       },
       "allOf": [
@@ -3480,7 +3536,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "reminder.due",
-  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, day and step.",
+  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, step, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -3513,7 +3569,8 @@ public enum EmbeddedSchemas {
         "level": {
           "type": "integer",
           "minimum": 0,
-          "maximum": 100
+          "maximum": 100,
+          "description": "Position of the step in the customer's policy (1 = first step)."
         },
         "invoices": {
           "type": "array",
@@ -3571,6 +3628,10 @@ public enum EmbeddedSchemas {
         },
         "template": {
           "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) the reminder is for: one reminder per customer, step, currency and local date."
         }
       },
       "allOf": [
@@ -3586,7 +3647,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "reminder.final_notice",
-  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, day and step.",
+  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, step, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -3619,7 +3680,8 @@ public enum EmbeddedSchemas {
         "level": {
           "type": "integer",
           "minimum": 0,
-          "maximum": 100
+          "maximum": 100,
+          "description": "Position of the step in the customer's policy (1 = first step)."
         },
         "invoices": {
           "type": "array",
@@ -3677,6 +3739,10 @@ public enum EmbeddedSchemas {
         },
         "template": {
           "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) the reminder is for: one reminder per customer, step, currency and local date."
         }
       },
       "allOf": [
@@ -3692,7 +3758,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "reminder.overdue",
-  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, day and step.",
+  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, step, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -3725,7 +3791,8 @@ public enum EmbeddedSchemas {
         "level": {
           "type": "integer",
           "minimum": 0,
-          "maximum": 100
+          "maximum": 100,
+          "description": "Position of the step in the customer's policy (1 = first step)."
         },
         "invoices": {
           "type": "array",
@@ -3783,6 +3850,10 @@ public enum EmbeddedSchemas {
         },
         "template": {
           "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) the reminder is for: one reminder per customer, step, currency and local date."
         }
       },
       "allOf": [
@@ -3798,7 +3869,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "reminder.upcoming",
-  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, day and step.",
+  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, step, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -3831,7 +3902,8 @@ public enum EmbeddedSchemas {
         "level": {
           "type": "integer",
           "minimum": 0,
-          "maximum": 100
+          "maximum": 100,
+          "description": "Position of the step in the customer's policy (1 = first step)."
         },
         "invoices": {
           "type": "array",
@@ -3889,6 +3961,10 @@ public enum EmbeddedSchemas {
         },
         "template": {
           "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) the reminder is for: one reminder per customer, step, currency and local date."
         }
       },
       "allOf": [

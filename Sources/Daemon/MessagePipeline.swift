@@ -25,6 +25,8 @@ struct MessagePipeline: Sendable {
     let logger: Logger
     /// Compiled once from the embedded JSON Schemas; shared read-only by all workers.
     let decoder: InboundDecoder
+    /// The dunning policies in force (retry delays, promise grace); replaced on reload.
+    var policies = PolicyHolder.builtIn()
 
     static let inboundTypes = [
         "customer.upserted", "invoice.issued", "invoice.adjusted", "invoice.voided", "invoice.written_off",
