@@ -34,7 +34,7 @@ enum PaymentHandlers {
         }
         var books = try store.loadBooks(customerID: command.customerID, invoiceIDs: known, openInvoicesIn: command.amount.currency)
         let origin = MoneyOrigin(.payment, command.paymentID)
-        let result = try books.receive(origin, amount: command.amount, cashAccount: .cash(command.method.rawValue),
+        let result = try books.receive(origin, amount: command.amount, cashAccount: .cash(command.method.clearingAccountKey),
                                        explicit: command.allocations.map { RequestedAllocation(invoiceID: $0.invoiceID, amount: $0.amount) },
                                        unknownInvoices: unknown)
         try store.insertPayment(id: command.paymentID, customerID: command.customerID, amount: command.amount, method: command.method.rawValue,
@@ -60,7 +60,9 @@ enum PaymentHandlers {
         }
         context.events.emit("payment.confirmed", subject: customerID, [
             ("payment_id", .string(paymentID)), ("customer_id", .string(customerID)), ("amount", .money(amount)),
-            ("currency", .string(amount.currency.code)), ("method", .string(method)), ("allocations", .array(allocations)),
+            ("currency", .string(amount.currency.code)), ("method", .string(method)),
+        ] + (PaymentMethod(rawValue: method).family.map { [("method_family", .string($0.rawValue))] } ?? []) + [
+            ("allocations", .array(allocations)),
             ("unapplied_amount", .money(result.unapplied)), ("customer_balance", .money(customerBalance)),
             ("credit_balance", .money(credit)),
         ])
