@@ -58,7 +58,7 @@ enum PaymentHandlers {
             .object(JSONObject([("invoice_id", .string(allocation.invoiceID)), ("amount", .money(allocation.amount)),
                                 ("invoice_balance", .money(allocation.invoiceBalance))]))
         }
-        context.events.emit("payment.confirmed", subject: customerID, [
+        context.events.emit("payment.confirmed", id: EventIdentity.paymentConfirmed(paymentID: paymentID), subject: customerID, [
             ("payment_id", .string(paymentID)), ("customer_id", .string(customerID)), ("amount", .money(amount)),
             ("currency", .string(amount.currency.code)), ("method", .string(method)),
         ] + (PaymentMethod(rawValue: method).family.map { [("method_family", .string($0.rawValue))] } ?? []) + [
@@ -86,11 +86,15 @@ enum PaymentHandlers {
             return try CommandHandlers.hold(context, waitingKind: "customer", waitingID: command.customerID)
         }
         try store.closePending(paymentID: command.paymentID, state: "failed")
-        try store.recordFailure(paymentID: command.paymentID, attempt: command.attempt ?? 1, customerID: command.customerID,
-                                amount: command.amount, method: command.method.rawValue, failureCode: command.failureCode,
-                                retryable: command.retryable, invoiceIDs: command.invoiceIDs)
+        let attempt = command.attempt ?? 1
+        guard try store.recordFailure(paymentID: command.paymentID, attempt: attempt, customerID: command.customerID,
+                                      amount: command.amount, method: command.method.rawValue, failureCode: command.failureCode,
+                                      retryable: command.retryable, invoiceIDs: command.invoiceIDs) else {
+            return .duplicate  // this attempt's failure is known: the customer was told already (one fact, one notice)
+        }
         if !command.retryable {
-            context.events.emit("payment.failed_notice", subject: command.customerID, [
+            context.events.emit("payment.failed_notice", id: EventIdentity.paymentFailedNotice(paymentID: command.paymentID, attempt: attempt),
+                                subject: command.customerID, [
                 ("payment_id", .string(command.paymentID)), ("customer_id", .string(command.customerID)),
                 ("failure_code", .string(command.failureCode)), ("next_attempt", .string("none")),
             ])
