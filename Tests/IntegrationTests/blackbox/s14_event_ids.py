@@ -165,6 +165,13 @@ for step in range(70):
     if rng.random() < 0.15:
         time.sleep(0.2)  # let a batch go, so later messages meet different batch boundaries
 
+# A hard decline sent twice under two event ids is one failure: the customer is told once.
+decline = arclient.event("payment.failed", {"payment_id": f"{p}-JA-PF", "customer_id": a.cid, "currency": "JPY", "amount": "5000",
+                                            "method": "card", "failure_code": "card_declined", "retryable": False},
+                         source="gateway-it", subject=a.cid)
+gateway.publish(decline)
+gateway.publish(dict(decline, id=str(uuid.uuid4())))
+
 expected = {}
 for c in [a, b] + people:
     expected.update(c.transitions)
@@ -200,6 +207,8 @@ all_ours = [m for m in cap.events() if p.encode() in m.body]
 distinct = {m.json["id"]: m.body for m in all_ours}
 checks.equal(len({(m.json["type"], m.json["id"]) for m in all_ours}), len(distinct), "an event id names one event type")
 checks.equal([m.reason for m in cap.dead_letters() if p.encode() in m.body], [], "dead letters")
+notices = {m.json["id"] for m in cap.events("payment.failed_notice") if m.data.get("payment_id") == f"{p}-JA-PF"}
+checks.equal(len(notices), 1, "payment.failed_notice for one failure sent twice")
 
 checks.finish(prefix=p, seed=seed, transitions=total, status_event_ids=sorted(ids),
               invoices=[{"invoice_id": i, "balance_minor": c.books.invoices[i]["balance"], "status": c.books.status(i)}
