@@ -144,39 +144,43 @@ final class MT940Parser: BankChunkParser {
     /// a typo (`:6l:`, `: 61:`, `:61 :`), a known tag missing its colon (`61:`), or a statement line
     /// whose `:61:` tag is missing. Free text in `:86:` never looks like these.
     static func lostEntryShape(_ line: ArraySlice<UInt8>) -> String? {
-        let bytes = Array(line)
-        if bytes.first == UInt8(ascii: ":"), let close = bytes.dropFirst().prefix(5).firstIndex(of: UInt8(ascii: ":")), close >= 2,
-            bytes[1..<close].allSatisfy({ isDigit($0) || isUpperLetter($0) || isLowerLetter($0) || $0 == 0x20 })
+        let start = line.startIndex
+        if line.first == UInt8(ascii: ":"),
+            let close = line[(start + 1)..<min(line.endIndex, start + 6)].firstIndex(of: UInt8(ascii: ":")), close >= start + 2,
+            line[(start + 1)..<close].allSatisfy({ isDigit($0) || isUpperLetter($0) || isLowerLetter($0) || $0 == 0x20 })
         {
-            return "'\(String(decoding: bytes[0...close], as: UTF8.self))' looks like a field tag but is not one"
+            return "'\(String(decoding: line[start...close], as: UTF8.self))' looks like a field tag but is not one"
         }
-        for tag in ["61:", "86:", "60F:", "60M:", "62F:", "62M:"] where bytes.starts(with: Array(tag.utf8)) {
-            return "'\(tag)' is a field tag without its leading ':'"
+        for tag in MT940Parser.tagsWithoutColon where line.starts(with: tag) {
+            return "'\(String(decoding: tag, as: UTF8.self))' is a field tag without its leading ':'"
         }
         return statementLineShape(line)
     }
 
+    private static let tagsWithoutColon: [[UInt8]] = ["61:", "86:", "60F:", "60M:", "62F:", "62M:"].map { Array($0.utf8) }
+
     /// `YYMMDD [MMDD] C|D|RC|RD|EC|ED [funds code] amount,decimals type…`: the value of a `:61:`.
+    /// Runs on every continuation line, so it reads the slice in place and gives up at the first misfit.
     static func statementLineShape(_ line: ArraySlice<UInt8>) -> String? {
-        let bytes = Array(line)
-        var index = 0
+        var index = line.startIndex
+        let end = line.endIndex
         func digits(_ count: Int) -> Bool {
-            guard index + count <= bytes.count, bytes[index..<(index + count)].allSatisfy(isDigit) else { return false }
+            guard index + count <= end, line[index..<(index + count)].allSatisfy(isDigit) else { return false }
             index += count
             return true
         }
         guard digits(6) else { return nil }
         _ = digits(4)
-        if index < bytes.count, bytes[index] == UInt8(ascii: "R") || bytes[index] == UInt8(ascii: "E") { index += 1 }
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "C") || bytes[index] == UInt8(ascii: "D") else { return nil }
+        if index < end, line[index] == UInt8(ascii: "R") || line[index] == UInt8(ascii: "E") { index += 1 }
+        guard index < end, line[index] == UInt8(ascii: "C") || line[index] == UInt8(ascii: "D") else { return nil }
         index += 1
-        if index < bytes.count, isUpperLetter(bytes[index]) { index += 1 }
+        if index < end, isUpperLetter(line[index]) { index += 1 }
         let amountStart = index
-        while index < bytes.count, isDigit(bytes[index]) { index += 1 }
-        guard index > amountStart, index < bytes.count, bytes[index] == UInt8(ascii: ",") else { return nil }
+        while index < end, isDigit(line[index]) { index += 1 }
+        guard index > amountStart, index < end, line[index] == UInt8(ascii: ",") else { return nil }
         index += 1
-        while index < bytes.count, isDigit(bytes[index]) { index += 1 }
-        guard index + 4 <= bytes.count, isUpperLetter(bytes[index]) else { return nil }
+        while index < end, isDigit(line[index]) { index += 1 }
+        guard index + 4 <= end, isUpperLetter(line[index]) else { return nil }
         return "a statement line without its :61: tag"
     }
 
@@ -231,7 +235,7 @@ final class MT940Parser: BankChunkParser {
     private func handleField(tag: String, lines: [ArraySlice<UInt8>], line: Int) throws(BankFormatError) {
         let firstLine = lines.first ?? []
         let text = { BankTextDecoding.decode(firstLine).trimmingBlanks() }
-        if !["20", "61", "86", "NS", "60F", "60M", "13D", "34F"].contains(tag), statement?.phase == .entries, !MT940Parser.endsTransactionBlock(tag) {
+        if statement?.phase == .entries, !MT940Parser.allowedInTransactionBlock.contains(tag) {
             // Only :61: and :86: belong between the opening and the closing balance. Whatever else
             // stands there (a typo for :61:, a bank's own tag) could hide an entry: refuse the file.
             throw error(.line(line), ":\(tag): is not allowed inside the transaction block (only :61: and :86: are); an entry could be lost")
@@ -313,10 +317,12 @@ final class MT940Parser: BankChunkParser {
         }
     }
 
-    /// Tags that close the transaction block (the closing and later balances, MT942 totals).
-    static func endsTransactionBlock(_ tag: String) -> Bool {
-        ["62F", "62M", "64", "65", "90D", "90C"].contains(tag)
-    }
+    /// What may stand in the transaction block: entries and their information, the next statement, the
+    /// tags that close the block (closing and later balances, MT942 totals), MT942's header tags before
+    /// its first entry, and an opening balance (refused below with its own message when it is a second one).
+    static let allowedInTransactionBlock: Set<String> = [
+        "61", "86", "NS", "20", "62F", "62M", "64", "65", "90D", "90C", "13D", "34F", "60F", "60M",
+    ]
 
     @discardableResult
     private func requireStatement(_ tag: String, _ line: Int) throws(BankFormatError) -> StatementInProgress {
