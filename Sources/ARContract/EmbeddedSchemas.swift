@@ -1474,20 +1474,18 @@ public enum EmbeddedSchemas {
       "pattern": "^(?:(?!0000)[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])(?![\\s\\S])",
       "format": "date-time"
     },
-    "payment_method": {
+    "label": {
+      "description": "A descriptive label from an open vocabulary (SPEC section 2): payment method, card brand, reversal reason, dispute outcome. 1 to 64 characters; no control characters and no invisible formatting characters (soft hyphen, zero-width and bidirectional controls, BOM), so a label reads the same in a log, a UI and a ledger export. Never a closed list: known labels are normalised by the daemon, unknown ones are kept exactly as sent. See docs/contract.md, \"Strict or open\".",
       "type": "string",
-      "enum": [
-        "card",
-        "debit_card",
-        "ach",
-        "sepa_debit",
-        "wallet",
-        "bank_transfer",
-        "wire",
-        "check",
-        "cash",
-        "other"
-      ]
+      "minLength": 1,
+      "maxLength": 64,
+      "not": {
+        "pattern": "[\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff\\ufff9-\\ufffb]"
+      }
+    },
+    "payment_method": {
+      "description": "How a payment was made, as the gateway calls it (card, ach_debit, us_bank_account, paypal, link, klarna, giropay, ideal, apple_pay, sepa_debit, ...): an open label.",
+      "$ref": "#/$defs/label"
     },
     "card": {
       "description": "What may be said about a card: a gateway token, the brand and the last four digits. Never a card number, expiry or CVV.",
@@ -1503,18 +1501,8 @@ public enum EmbeddedSchemas {
           "$ref": "common.json#/$defs/identifier"
         },
         "brand": {
-          "type": "string",
-          "enum": [
-            "visa",
-            "mastercard",
-            "amex",
-            "discover",
-            "jcb",
-            "diners",
-            "unionpay",
-            "maestro",
-            "other"
-          ]
+          "description": "The card scheme as the gateway writes it (visa, mastercard, amex, cartes_bancaires, eftpos_au, ...): an open label.",
+          "$ref": "#/$defs/label"
         },
         "last4": {
           "type": "string",
@@ -1876,13 +1864,8 @@ public enum EmbeddedSchemas {
           "$ref": "common.json#/$defs/identifier"
         },
         "outcome": {
-          "type": "string",
-          "enum": [
-            "customer_won",
-            "merchant_won",
-            "withdrawn",
-            "resolved"
-          ]
+          "description": "How the dispute ended (customer_won, merchant_won, withdrawn, resolved, won, lost, ...): an open label; dunning resumes whatever it says.",
+          "$ref": "common.json#/$defs/label"
         }
       }
     }
@@ -2547,7 +2530,23 @@ public enum EmbeddedSchemas {
           "$ref": "common.json#/$defs/currency"
         },
         "method": {
-          "$ref": "common.json#/$defs/payment_method"
+          "$ref": "common.json#/$defs/payment_method",
+          "description": "The method exactly as the gateway sent it (an open label)."
+        },
+        "method_family": {
+          "description": "The normalised family of `method`, present when the daemon knows the label. Produced by the daemon, so a closed list: a new family is a contract change.",
+          "type": "string",
+          "enum": [
+            "card",
+            "debit_card",
+            "bank_debit",
+            "bank_transfer",
+            "wallet",
+            "cash",
+            "check",
+            "buy_now_pay_later",
+            "other"
+          ]
         },
         "allocations": {
           "type": "array",
@@ -2962,13 +2961,8 @@ public enum EmbeddedSchemas {
           "$ref": "common.json#/$defs/positive_amount"
         },
         "reason": {
-          "type": "string",
-          "enum": [
-            "chargeback",
-            "ach_return",
-            "sepa_return",
-            "other"
-          ]
+          "description": "Why the money came back (chargeback, ach_return, R01, MD06, fraudulent, ...): an open label.",
+          "$ref": "common.json#/$defs/label"
         },
         "currency": {
           "$ref": "common.json#/$defs/currency"

@@ -111,9 +111,11 @@ enum DunningHandlers {
         let attempt = try command.attempt ?? store.requestedRetryAttempt(paymentID: command.paymentID) ?? 1
         if recorded?.attempts.contains(attempt) == true { return .duplicate }
         try store.closePending(paymentID: command.paymentID, state: "failed")
-        try store.recordFailure(paymentID: command.paymentID, attempt: attempt, customerID: command.customerID, amount: command.amount,
-                                method: command.method.rawValue, failureCode: command.failureCode, retryable: command.retryable,
-                                invoiceIDs: command.invoiceIDs)
+        guard try store.recordFailure(paymentID: command.paymentID, attempt: attempt, customerID: command.customerID, amount: command.amount,
+                                      method: command.method.rawValue, failureCode: command.failureCode, retryable: command.retryable,
+                                      invoiceIDs: command.invoiceIDs) else {
+            return .duplicate  // this attempt's failure is known: the customer was told already (one fact, one notice)
+        }
         // A late report of an earlier attempt, or of a payment that succeeded meanwhile, changes
         // nothing: the schedule follows the newest attempt, and received money is not retried.
         if let newest = recorded?.attempts.max(), newest > attempt { return .applied }
@@ -128,7 +130,8 @@ enum DunningHandlers {
             try store.scheduleRetry(paymentID: command.paymentID, attempt: next, customerID: command.customerID, amount: command.amount,
                                     invoiceIDs: command.invoiceIDs, notBefore: notBefore)
         case .giveUp:
-            context.events.emit("payment.failed_notice", subject: command.customerID, [
+            context.events.emit("payment.failed_notice", id: EventIdentity.paymentFailedNotice(paymentID: command.paymentID, attempt: attempt),
+                                subject: command.customerID, [
                 ("payment_id", .string(command.paymentID)), ("customer_id", .string(command.customerID)),
                 ("failure_code", .string(command.failureCode)), ("next_attempt", .string("none")),
                 ("amount", .money(command.amount)), ("currency", .string(command.amount.currency.code)), ("attempt", .number(String(attempt))),

@@ -202,6 +202,7 @@ struct MessagePipeline: Sendable {
         case .accepted(let message):
             hint = EnvelopeHint(source: message.envelope.source, id: message.envelope.id, type: message.envelope.type,
                                 subject: message.envelope.subject ?? EnvelopeHint.customer(of: message.command))
+            for field in message.command.unknownLabelFields { DaemonMetrics.unknownLabel(field: field) }
         case .rejected:
             hint = EnvelopeHint.read(delivery.body, maximumBytes: configuration.maximumBodyBytes)
         }

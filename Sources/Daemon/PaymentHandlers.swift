@@ -34,7 +34,7 @@ enum PaymentHandlers {
         }
         var books = try store.loadBooks(customerID: command.customerID, invoiceIDs: known, openInvoicesIn: command.amount.currency)
         let origin = MoneyOrigin(.payment, command.paymentID)
-        let result = try books.receive(origin, amount: command.amount, cashAccount: .cash(command.method.rawValue),
+        let result = try books.receive(origin, amount: command.amount, cashAccount: .cash(command.method.clearingAccountKey),
                                        explicit: command.allocations.map { RequestedAllocation(invoiceID: $0.invoiceID, amount: $0.amount) },
                                        unknownInvoices: unknown)
         try store.insertPayment(id: command.paymentID, customerID: command.customerID, amount: command.amount, method: command.method.rawValue,
@@ -59,9 +59,11 @@ enum PaymentHandlers {
             .object(JSONObject([("invoice_id", .string(allocation.invoiceID)), ("amount", .money(allocation.amount)),
                                 ("invoice_balance", .money(allocation.invoiceBalance))]))
         }
-        context.events.emit("payment.confirmed", subject: customerID, [
+        context.events.emit("payment.confirmed", id: EventIdentity.paymentConfirmed(paymentID: paymentID), subject: customerID, [
             ("payment_id", .string(paymentID)), ("customer_id", .string(customerID)), ("amount", .money(amount)),
-            ("currency", .string(amount.currency.code)), ("method", .string(method)), ("allocations", .array(allocations)),
+            ("currency", .string(amount.currency.code)), ("method", .string(method)),
+        ] + (PaymentMethod(rawValue: method).family.map { [("method_family", .string($0.rawValue))] } ?? []) + [
+            ("allocations", .array(allocations)),
             ("unapplied_amount", .money(result.unapplied)), ("customer_balance", .money(customerBalance)),
             ("credit_balance", .money(credit)),
         ])
