@@ -283,6 +283,8 @@ public struct StatementRequested: Sendable, Hashable {
     public let from: BusinessDate
     public let to: BusinessDate
     public let asKnownAt: Instant?
+    /// json (nil), csv or html: the reply then carries the rendered document too.
+    public let format: String?
 }
 
 public struct PaymentHistoryRequested: Sendable, Hashable {
@@ -291,4 +293,6 @@ public struct PaymentHistoryRequested: Sendable, Hashable {
     public let to: BusinessDate?
     public let limit: Int?
     public let cursor: String?
+    /// Only payments applied to this invoice (which must be the customer's).
+    public let invoiceID: String?
 }
