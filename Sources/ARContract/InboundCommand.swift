@@ -285,6 +285,14 @@ public struct StatementRequested: Sendable, Hashable {
     public let asKnownAt: Instant?
     /// json (nil), csv or html: the reply then carries the rendered document too.
     public let format: String?
+
+    public init(customerID: String, from: BusinessDate, to: BusinessDate, asKnownAt: Instant?, format: String?) {
+        self.customerID = customerID
+        self.from = from
+        self.to = to
+        self.asKnownAt = asKnownAt
+        self.format = format
+    }
 }
 
 public struct PaymentHistoryRequested: Sendable, Hashable {

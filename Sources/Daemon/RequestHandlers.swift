@@ -8,9 +8,17 @@ import Store
 /// A request that can be answered only with an error reply (stable code, SPEC section 2): the
 /// portal is never left waiting. Codes: unknown_customer, bad_range, bad_as_known_at,
 /// bad_cursor, unknown_invoice.
-struct RequestError: Error {
-    let code: String
-    let detail: String
+public struct RequestError: Error, CustomStringConvertible {
+    public let code: String
+    public let detail: String
+    public var description: String { "\(code): \(detail)" }
+}
+
+/// The statement reader the reply and the CLI share.
+public enum StatementReader {
+    public static func read(store: Store, customerID: String, from: BusinessDate, to: BusinessDate, asKnownAt: Instant?) throws -> StatementOfAccount {
+        try RequestHandlers.read(StatementRequested(customerID: customerID, from: from, to: to, asKnownAt: asKnownAt, format: nil), store: store)
+    }
 }
 
 /// The portal's read requests (SPEC sections 2 and 5): statement.requested and
