@@ -36,6 +36,7 @@ public enum DaysSalesOutstanding {
     public struct Period: Hashable, Sendable {
         public let first: BusinessDate
         public let last: BusinessDate
+        public init(first: BusinessDate, last: BusinessDate) { self.first = first; self.last = last }
         public var days: Int { last.days(since: first) + 1 }
     }
 

@@ -65,6 +65,19 @@ public struct StatementPosting: Hashable, Sendable {
         self.documentNumber = documentNumber
     }
 
+    /// The statement's view of a journal entry: its receivable lines by invoice and its
+    /// unapplied-credit lines (the same reading the Store's SQL does).
+    public init(entry: JournalEntry, entryID: String, bookedAt: Instant, order: Int64) {
+        var receivable: [String: Int64] = [:]
+        var credit: Int64 = 0
+        for line in entry.lines {
+            if line.account == .receivable { receivable[line.invoiceID ?? "", default: 0] += line.debit - line.credit }
+            if line.account == .unappliedCredit { credit += line.credit - line.debit }
+        }
+        self.init(entryID: entryID, kind: MovementKind(journalKind: entry.kind.rawValue), reference: entry.reference, currency: entry.currency,
+                  bookedAt: bookedAt, order: order, receivableByInvoice: receivable, creditChange: credit)
+    }
+
     public var bookedOn: BusinessDate { bookedAt.date() }
     public var receivableChange: Int64 { receivableByInvoice.values.reduce(0, +) }
     /// The change of the net balance: what the customer owes more (+) or less (−).
