@@ -1,0 +1,38 @@
+import ARDomain
+import Foundation
+import PostgresClient
+import Store
+import Testing
+import TestSupport
+
+extension BlackBoxTests {
+    @Test("11. statements, payment history, documents: agree with a model and the summary; as_known_at exact; errors and isolation")
+    func statementsAndHistory() async throws {
+        try await harness.ready()
+        let result = try await harness.runScript("s11_statements.py", timeout: .seconds(200))
+        expectClean(result, "scenario 11")
+        // The Store's statement sums agree with the raw journal, for both customers of the run.
+        let store = Store(try harness.connect())
+        let horizon = try store.booksHorizon()
+        let today = horizon.instant.date()
+        for customer in [result.string("customer_a") ?? "?", result.string("customer_b") ?? "?"] {
+            let journal = try store.statementJournal(customerID: customer, knownAt: horizon.instant)
+            #expect(!journal.postings.isEmpty, "no journal for \(customer)")
+            for from in [today.adding(days: -400), today] {
+                let inputs = try store.statementInputs(customerID: customer, from: from, to: today, knownAt: horizon.instant)
+                for read in inputs {
+                    let reference = StatementInputs.aggregate(journal.postings, currency: read.currency, dueDates: journal.dueDates, from: from, to: today)
+                    #expect(read.openingReceivable == reference.openingReceivable && read.openingCredit == reference.openingCredit, "\(customer) \(read.currency) opening")
+                    #expect(read.postings.map(\.entryID) == reference.postings.map(\.entryID), "\(customer) \(read.currency) movements")
+                    #expect(read.postings.map(\.amount) == reference.postings.map(\.amount), "\(customer) \(read.currency) amounts")
+                    #expect(Set(read.invoiceBalances) == Set(reference.invoiceBalances), "\(customer) \(read.currency) invoice balances")
+                }
+            }
+        }
+        // Every entry posted by the daemon carries a commit stamp.
+        let db = try harness.connect()
+        #expect(try db.int("SELECT count(*) FROM journal_entries e LEFT JOIN journal_commits c USING (xact_id) WHERE c.xact_id IS NULL") == 0,
+                "journal entries without a commit stamp")
+        try await expectVerifyPasses()
+    }
+}
