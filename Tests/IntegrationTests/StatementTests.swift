@@ -36,3 +36,14 @@ extension BlackBoxTests {
         try await expectVerifyPasses()
     }
 }
+
+extension BlackBoxTests {
+    @Test("12. payment history pages while payments arrive (older and newer): none skipped, none repeated")
+    func historyPagingUnderConcurrentInserts() async throws {
+        try await harness.ready()
+        let result = try await harness.runScript("s12_history_paging.py", timeout: .seconds(200))
+        expectClean(result, "scenario 12")
+        let db = try harness.connect()
+        #expect(try db.int("SELECT count(*) FROM payments WHERE customer_id = $1", [.text(result.string("customer_id") ?? "?")]) == Int64(40 + 4 * ((result.int("pages") ?? 1) - 1)))
+    }
+}
