@@ -47,3 +47,39 @@ extension BlackBoxTests {
         #expect(try db.int("SELECT count(*) FROM payments WHERE customer_id = $1", [.text(result.string("customer_id") ?? "?")]) == Int64(40 + 4 * ((result.int("pages") ?? 1) - 1)))
     }
 }
+
+extension BlackBoxTests {
+    @Test("13. the reference portal, the HTML statement and the HTML report in headless chromium: the numbers are there, the name is text")
+    func portalInABrowser() async throws {
+        try await harness.ready()
+        let environment = try harness.environment()
+        let binary = ((environment["RECEIVABLESD_BIN"] ?? "") as NSString).deletingLastPathComponent + "/receivablesd-portal"
+        let portal = try ChildProcess(label: "portal", executable: binary, arguments: ["--port", "0", "--source", harness.eventSource],
+                                      environment: environment, logDirectory: harness.logDirectory)
+        defer {
+            portal.signal(SIGTERM)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(30)
+        var url: String?
+        while clock.now < deadline, url == nil {
+            if let line = portal.stdout.split(separator: "\n").first(where: { $0.hasPrefix("portal listening on ") }) {
+                url = String(line.dropFirst("portal listening on ".count))
+            } else if let status = portal.poll() {
+                Issue.record("receivablesd-portal exited \(status): \(portal.tail(portal.stderr))")
+                return
+            } else {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        guard let url else {
+            Issue.record("receivablesd-portal did not say where it listens: \(portal.tail(portal.stdout + portal.stderr))")
+            return
+        }
+        let result = try await harness.runScript("s13_portal_browser.py", [url, harness.logDirectory], timeout: .seconds(300))
+        expectClean(result, "scenario 13")
+        #expect(portal.isRunning, "the portal died: \(portal.tail(portal.stderr))")
+        portal.signal(SIGTERM)
+        _ = await portal.wait(timeout: .seconds(10))
+    }
+}
