@@ -78,6 +78,8 @@ done
 say "daemon ready: $(grep -m1 'receivablesd ready' "$LOG")"
 
 "$PY" "$ROOT/scripts/demo/play.py" --seed "$SEED" --out "$DEMO_DIR" --quiet "$QUIET"
+# Statements, payment history, aging, DSO, HTML documents and the reference portal (issue 11).
+"$PY" "$ROOT/scripts/demo/statements.py" "$DEMO_DIR"
 
 echo
 echo "Verify (receivablesd verify)"

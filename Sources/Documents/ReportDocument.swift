@@ -98,7 +98,7 @@ public struct ReportDocument: Sendable {
                     ("id", .string(section.id)), ("heading", .string(section.heading)),
                     ("rows", .array(section.rows.enumerated().map { index, row in
                         var members = zip(section.columns, row).map { ($0.key, JSONValue.string($1)) }
-                        if section.hasTotal && index == section.rows.count - 1 { members.append(("total", .bool(true))) }
+                        if section.hasTotal && index == section.rows.count - 1 { members.append(("is_total", .bool(true))) }
                         return .object(JSONObject(members))
                     })),
                 ]))
@@ -195,7 +195,7 @@ public enum ARReportDocuments {
             let rows = result.periods.map { [$0.period.first.description + " to " + $0.period.last.description, String($0.period.days), Money.text($0.sales, currency)] }
             return .init(id: currency.code, heading: "DSO \(currency.code): \(result.text) days (receivable \(Money.text(result.receivable, currency)))",
                          note: "Countback: months back from the as-of date, whole months while the receivable left covers their invoiced sales, then the fraction of the month that covers the rest.",
-                         columns: columns, rows: rows + [["DSO", result.text, Money.text(result.receivable, currency)]], hasTotal: true)
+                         columns: columns, rows: rows + [["DSO (receivable \(Money.text(result.receivable, currency)))", result.text, ""]], hasTotal: true)
         }
         return ReportDocument(kind: "dso", title: "Days sales outstanding (countback)", asOf: asOf, generatedAt: generatedAt, sections: sections)
     }
