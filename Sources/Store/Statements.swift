@@ -96,17 +96,27 @@ extension Store {
 
     /// The SQL for "an entry of customer $1, committed, known at or before the instant $2 (µs)".
     /// Entries posted before migration 0006 have no stamp and are known from their posted_at.
-    static func knownEntries(joining joins: String = "") -> String { """
+    static let knownEntries = """
         FROM journal_entries e
         LEFT JOIN journal_commits c ON c.xact_id = e.xact_id
         JOIN journal_lines l ON l.entry_id = e.entry_id AND l.account IN ('receivable', 'unapplied_credit')
-        \(joins)
         WHERE e.customer_id = $1 AND (e.xact_id IS NULL OR c.xact_id IS NOT NULL)
           AND COALESCE(c.known_at, e.posted_at) <= to_timestamp($2::bigint / 1000000.0)
         """
-    }
-    static let knownEntries = knownEntries()
-    static let bookedOn = "(COALESCE(c.known_at, e.posted_at) AT TIME ZONE 'UTC')::date"
+
+    /// The customer's ($1) entries known at $2 (µs), with booking instant, day and commit order,
+    /// and its receivable / unapplied-credit lines summed per (entry, account, invoice).
+    static let statementLines = """
+        WITH known AS MATERIALIZED (
+            SELECT e.entry_id, e.kind, e.reference, e.currency, COALESCE(c.seq, 0) AS seq, e.entry_seq,
+                   COALESCE(c.known_at, e.posted_at) AS known_at, (COALESCE(c.known_at, e.posted_at) AT TIME ZONE 'UTC')::date AS booked_on
+            FROM journal_entries e LEFT JOIN journal_commits c ON c.xact_id = e.xact_id
+            WHERE e.customer_id = $1 AND (e.xact_id IS NULL OR c.xact_id IS NOT NULL)
+              AND COALESCE(c.known_at, e.posted_at) <= to_timestamp($2::bigint / 1000000.0)),
+        lines AS MATERIALIZED (
+            SELECT entry_id, account, invoice_id, sum(debit_minor - credit_minor) AS net FROM journal_lines
+            WHERE customer_id = $1 AND account IN ('receivable', 'unapplied_credit') GROUP BY entry_id, account, invoice_id)
+        """
 
     /// The customer's name, or nil when unknown.
     public func customerName(_ customerID: String) throws(PostgresError) -> String? {
@@ -117,39 +127,45 @@ extension Store {
     /// `StatementInputs.aggregate`, the reference these sums are tested against). Call with an
     /// instant at or before a `booksHorizon()`, so everything known then is visible.
     public func statementInputs(customerID: String, from: BusinessDate, to: BusinessDate, knownAt: Instant) throws(PostgresError) -> [StatementInputs] {
-        let base: [PostgresValue] = [.text(customerID), .int(knownAt.microsecondsSinceEpoch)]
-        let openingRows = try db.query("""
-            SELECT e.currency,
-                   COALESCE(sum(l.debit_minor - l.credit_minor) FILTER (WHERE l.account = 'receivable'), 0)::bigint AS receivable,
-                   COALESCE(sum(l.credit_minor - l.debit_minor) FILTER (WHERE l.account = 'unapplied_credit'), 0)::bigint AS credit
-            \(Store.knownEntries) AND \(Store.bookedOn) < $3::date
-            GROUP BY e.currency
-            """, base + [.text(from.description)])
-        let movementRows = try db.query("""
-            SELECT e.entry_id, e.kind, e.reference, e.currency, l.account, l.invoice_id,
-                   (extract(epoch FROM COALESCE(c.known_at, e.posted_at)) * 1000000)::bigint AS booked_micros,
-                   sum(l.debit_minor - l.credit_minor)::bigint AS net,
-                   i.number AS invoice_number, i.issue_date::text AS issue_date,
-                   (p.received_at AT TIME ZONE 'UTC')::date::text AS received_on
-            \(Store.knownEntries(joining: """
-                LEFT JOIN invoices i ON i.invoice_id = e.reference
-                      AND e.kind IN ('invoice_issued', 'invoice_adjusted', 'invoice_voided', 'invoice_written_off')
-                LEFT JOIN payments p ON p.payment_id = e.reference AND e.kind = 'payment_received'
-                """)) AND \(Store.bookedOn) BETWEEN $3::date AND $4::date
-            GROUP BY e.entry_id, e.kind, e.reference, e.currency, l.account, l.invoice_id, c.seq, c.known_at, e.posted_at, e.entry_seq,
-                     i.number, i.issue_date, p.received_at
-            ORDER BY COALESCE(c.seq, 0), COALESCE(c.known_at, e.posted_at), e.entry_seq NULLS FIRST, e.entry_id, l.account, l.invoice_id
-            """, base + [.text(from.description), .text(to.description)])
-        let balanceRows = try db.query("""
-            SELECT e.currency, l.invoice_id, i.due_date::text AS due_date, sum(l.debit_minor - l.credit_minor)::bigint AS balance
-            \(Store.knownEntries(joining: "JOIN invoices i ON i.invoice_id = l.invoice_id"))
-              AND l.account = 'receivable' AND l.invoice_id IS NOT NULL AND \(Store.bookedOn) <= $3::date
-            GROUP BY e.currency, l.invoice_id, i.due_date HAVING sum(l.debit_minor - l.credit_minor) <> 0
-            ORDER BY l.invoice_id
-            """, base + [.text(to.description)])
+        // One round trip: the customer's known entries and their summed lines are read once (two
+        // index scans of the customer's rows, joined by hash: MATERIALIZED keeps the planner from
+        // a nested loop over every entry), then cut three ways.
+        let rows = try db.query("""
+            \(Store.statementLines),
+            docs AS MATERIALIZED (SELECT invoice_id, number, issue_date, due_date FROM invoices WHERE customer_id = $1),
+            paid AS MATERIALIZED (SELECT payment_id, received_at FROM payments WHERE customer_id = $1)
+            SELECT 'opening' AS part, k.currency, NULL::text AS entry_id, NULL::text AS kind, NULL::text AS reference, NULL::text AS account,
+                   NULL::text AS invoice_id, NULL::bigint AS booked_micros, NULL::bigint AS net, NULL::text AS invoice_number,
+                   NULL::text AS document_date, NULL::text AS due_date,
+                   COALESCE(sum(l.net) FILTER (WHERE l.account = 'receivable'), 0)::bigint AS receivable,
+                   COALESCE(-sum(l.net) FILTER (WHERE l.account = 'unapplied_credit'), 0)::bigint AS credit,
+                   0::bigint AS seq, NULL::timestamptz AS known_at, NULL::bigint AS entry_seq
+            FROM known k JOIN lines l USING (entry_id) WHERE k.booked_on < $3::date GROUP BY k.currency
+            UNION ALL
+            SELECT 'movement', k.currency, k.entry_id, k.kind, k.reference, l.account, l.invoice_id,
+                   (extract(epoch FROM k.known_at) * 1000000)::bigint, l.net::bigint, d.number,
+                   CASE WHEN k.kind = 'invoice_issued' THEN d.issue_date::text ELSE (p.received_at AT TIME ZONE 'UTC')::date::text END,
+                   NULL, NULL, NULL, k.seq, k.known_at, k.entry_seq
+            FROM known k JOIN lines l USING (entry_id)
+            LEFT JOIN docs d ON d.invoice_id = k.reference
+                  AND k.kind IN ('invoice_issued', 'invoice_adjusted', 'invoice_voided', 'invoice_written_off')
+            LEFT JOIN paid p ON p.payment_id = k.reference AND k.kind = 'payment_received'
+            WHERE k.booked_on BETWEEN $3::date AND $4::date
+            UNION ALL
+            SELECT 'balance', k.currency, NULL, NULL, NULL, NULL, l.invoice_id, NULL, sum(l.net)::bigint, NULL, NULL, d.due_date::text,
+                   NULL, NULL, 0, NULL, NULL
+            FROM known k JOIN lines l USING (entry_id) JOIN docs d ON d.invoice_id = l.invoice_id
+            WHERE l.account = 'receivable' AND k.booked_on <= $4::date
+            GROUP BY k.currency, l.invoice_id, d.due_date HAVING sum(l.net) <> 0
+            ORDER BY part, seq, known_at, entry_seq NULLS FIRST, entry_id, account, invoice_id
+            """, [.text(customerID), .int(knownAt.microsecondsSinceEpoch), .text(from.description), .text(to.description)])
+        let all = rows.all
+        let openingRows = all.filter { $0.string("part") == "opening" }
+        let movementRows = all.filter { $0.string("part") == "movement" }
+        let balanceRows = all.filter { $0.string("part") == "balance" }
 
         var opening: [Currency: (Int64, Int64)] = [:]
-        for row in openingRows.all {
+        for row in openingRows {
             opening[Store.currency(row)] = (row.requiredInt64("receivable"), row.requiredInt64("credit"))
         }
         var postings: [Currency: [StatementPosting]] = [:]
@@ -164,12 +180,12 @@ extension Store {
                 creditChange: entry.credit, documentDate: entry.date, documentNumber: entry.number))
             current = nil
         }
-        for row in movementRows.all {
+        for row in movementRows {
             let id = row.requiredString("entry_id")
             if current?.id != id {
                 flush()
                 let kind = row.requiredString("kind")
-                let date = (kind == JournalKind.invoiceIssued.rawValue ? row.string("issue_date") : row.string("received_on")).flatMap(BusinessDate.init)
+                let date = row.string("document_date").flatMap(BusinessDate.init)
                 current = (id, Store.currency(row), kind, row.requiredString("reference"), row.requiredInt64("booked_micros"), [:], 0,
                            date, row.string("invoice_number"))
             }
@@ -183,10 +199,10 @@ extension Store {
         }
         flush()
         var balances: [Currency: [InvoiceBalance]] = [:]
-        for row in balanceRows.all {
+        for row in balanceRows {
             guard let due = BusinessDate(row.requiredString("due_date")) else { preconditionFailure("invoice due date unreadable") }
             balances[Store.currency(row), default: []].append(
-                InvoiceBalance(invoiceID: row.requiredString("invoice_id"), dueDate: due, balance: row.requiredInt64("balance")))
+                InvoiceBalance(invoiceID: row.requiredString("invoice_id"), dueDate: due, balance: row.requiredInt64("net")))
         }
         let currencies = Set(opening.keys).union(postings.keys).union(balances.keys).sorted()
         return currencies.map { currency in

@@ -59,10 +59,13 @@ ALTER TABLE payments ADD COLUMN history_seq bigserial;
 ALTER TABLE payment_takebacks ADD COLUMN xact_id xid8;
 ALTER TABLE payment_takebacks ALTER COLUMN xact_id SET DEFAULT pg_current_xact_id();
 
--- Replies come from indexes: a customer's entries (statements), its payments newest first
--- (history pages), a payment's applications (allocations).
+-- Replies come from indexes: a customer's entries and lines (statements), its invoices (numbers,
+-- due dates), its payments newest first (history pages), a payment's applications (allocations).
 CREATE INDEX journal_entries_by_customer ON journal_entries (customer_id, currency) INCLUDE (xact_id, kind, posted_at);
-CREATE INDEX payments_history ON payments (customer_id, received_at DESC, history_seq DESC);
+CREATE INDEX journal_lines_for_statements ON journal_lines (customer_id, entry_id) INCLUDE (account, invoice_id, debit_minor, credit_minor)
+    WHERE account IN ('receivable', 'unapplied_credit');
+CREATE INDEX invoices_by_customer ON invoices (customer_id) INCLUDE (invoice_id, number, issue_date, due_date);
+CREATE INDEX payments_history ON payments (customer_id, received_at DESC, history_seq DESC) INCLUDE (payment_id, xact_id);
 CREATE INDEX applications_by_payment ON applications (origin_id, invoice_id) WHERE origin_kind = 'payment';
 
 -- The secret that signs payment-history cursors when the configuration gives none
