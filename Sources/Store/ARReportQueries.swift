@@ -4,15 +4,16 @@ import PostgresClient
 /// The sums behind `receivablesd report aging|dso|unapplied`, read from the journal as known
 /// now and booked on or before the end of the as-of day (UTC), so they agree with statements.
 extension Store {
-    /// Every entry known now and booked on or before $1 (a date).
+    /// Every entry known now (committed: reports read outside any transaction of their own
+    /// writes) and booked on or before the day $1.
     static func bookedByDate(joining joins: String = "") -> String { """
         FROM journal_entries e
-        LEFT JOIN journal_commits c ON c.xact_id = e.xact_id
         JOIN journal_lines l ON l.entry_id = e.entry_id
         \(joins)
-        WHERE (e.xact_id IS NULL OR c.xact_id IS NOT NULL) AND (COALESCE(c.known_at, e.posted_at) AT TIME ZONE 'UTC')::date <= $1::date
+        WHERE \(bookedOn) <= $1::date
         """
     }
+    static let bookedOn = "(COALESCE(e.booked_at, e.posted_at) AT TIME ZONE 'UTC')::date"
     static let bookedByDate = bookedByDate()
 
     /// Receivable by customer, currency and bucket at the end of `asOf`, largest total first.
@@ -53,10 +54,10 @@ extension Store {
             \(Store.bookedByDate) AND l.account = 'receivable' GROUP BY e.currency
             """, [.text(asOf.description)])
         let sales = try db.query("""
-            SELECT e.currency, date_trunc('month', (COALESCE(c.known_at, e.posted_at) AT TIME ZONE 'UTC')::date)::date::text AS month,
+            SELECT e.currency, date_trunc('month', \(Store.bookedOn))::date::text AS month,
                    sum(l.debit_minor)::bigint AS sales
             \(Store.bookedByDate) AND l.account = 'receivable' AND e.kind = 'invoice_issued'
-              AND (COALESCE(c.known_at, e.posted_at) AT TIME ZONE 'UTC')::date >= $2::date
+              AND \(Store.bookedOn) >= $2::date
             GROUP BY e.currency, month
             """, [.text(asOf.description), .text(oldest.description)])
         var salesByMonth: [Currency: [BusinessDate: Int64]] = [:]
@@ -79,7 +80,7 @@ extension Store {
     /// Unapplied credit by customer, currency and age (first in, first out) at the end of `asOf`.
     public func unappliedByCustomer(asOf: BusinessDate) throws(PostgresError) -> [CustomerAging] {
         let rows = try db.query("""
-            SELECT l.customer_id, cu.name, e.currency, (COALESCE(c.known_at, e.posted_at) AT TIME ZONE 'UTC')::date::text AS booked_on,
+            SELECT l.customer_id, cu.name, e.currency, \(Store.bookedOn)::text AS booked_on,
                    sum(l.credit_minor - l.debit_minor)::bigint AS change
             \(Store.bookedByDate(joining: "JOIN customers cu ON cu.customer_id = l.customer_id")) AND l.account = 'unapplied_credit'
             GROUP BY l.customer_id, cu.name, e.currency, booked_on

@@ -85,34 +85,25 @@ extension Store {
         return BooksHorizon(sequence: row.requiredInt64("last_seq"), instant: Instant(microsecondsSinceEpoch: row.requiredInt64("micros")))
     }
 
-    /// The commit sequence of the last transaction stamped at or before `instant`.
-    public func sequence(knownAt instant: Instant) throws(PostgresError) -> Int64 {
-        try db.query("""
-            SELECT COALESCE(max(seq), 0) AS seq FROM journal_commits WHERE known_at <= to_timestamp($1::bigint / 1000000.0)
-            """, [.int(instant.microsecondsSinceEpoch)]).first?.int64("seq") ?? 0
-    }
-
     // MARK: statements
 
-    /// The SQL for "an entry of customer $1, committed, known at or before the instant $2 (µs)".
-    /// Entries posted before migration 0006 have no stamp and are known from their posted_at.
-    static let knownEntries = """
-        FROM journal_entries e
-        LEFT JOIN journal_commits c ON c.xact_id = e.xact_id
-        JOIN journal_lines l ON l.entry_id = e.entry_id AND l.account IN ('receivable', 'unapplied_credit')
-        WHERE e.customer_id = $1 AND (e.xact_id IS NULL OR c.xact_id IS NOT NULL)
-          AND COALESCE(c.known_at, e.posted_at) <= to_timestamp($2::bigint / 1000000.0)
-        """
-
-    /// The customer's ($1) entries known at $2 (µs), with booking instant, day and commit order,
-    /// and its receivable / unapplied-credit lines summed per (entry, account, invoice).
+    /// The customer's ($1) entries known at $2 (µs), with booking instant, day and order, and its
+    /// receivable / unapplied-credit lines summed per (entry, account, invoice). "Known at T":
+    /// committed and not stamped after T (an anti-join with the few commits stamped after T, read
+    /// from the known_at index), and not this transaction's own unstamped entries; entries from
+    /// before migration 0006 are known from their posted_at. Both sides are index-only scans of
+    /// the customer's rows, joined by hash.
     static let statementLines = """
-        WITH known AS MATERIALIZED (
-            SELECT e.entry_id, e.kind, e.reference, e.currency, COALESCE(c.seq, 0) AS seq, e.entry_seq,
-                   COALESCE(c.known_at, e.posted_at) AS known_at, (COALESCE(c.known_at, e.posted_at) AT TIME ZONE 'UTC')::date AS booked_on
-            FROM journal_entries e LEFT JOIN journal_commits c ON c.xact_id = e.xact_id
-            WHERE e.customer_id = $1 AND (e.xact_id IS NULL OR c.xact_id IS NOT NULL)
-              AND COALESCE(c.known_at, e.posted_at) <= to_timestamp($2::bigint / 1000000.0)),
+        WITH late AS MATERIALIZED (
+            SELECT xact_id FROM journal_commits WHERE known_at > to_timestamp($2::bigint / 1000000.0)),
+        known AS MATERIALIZED (
+            SELECT e.entry_id, e.kind, e.reference, e.currency, e.entry_seq, COALESCE(e.booked_at, e.posted_at) AS booked_at,
+                   (COALESCE(e.booked_at, e.posted_at) AT TIME ZONE 'UTC')::date AS booked_on
+            FROM journal_entries e
+            WHERE e.customer_id = $1
+              AND (e.xact_id IS NOT NULL OR e.posted_at <= to_timestamp($2::bigint / 1000000.0))
+              AND e.xact_id IS DISTINCT FROM pg_current_xact_id_if_assigned()
+              AND NOT EXISTS (SELECT 1 FROM late WHERE late.xact_id = e.xact_id)),
         lines AS MATERIALIZED (
             SELECT entry_id, account, invoice_id, sum(debit_minor - credit_minor) AS net FROM journal_lines
             WHERE customer_id = $1 AND account IN ('receivable', 'unapplied_credit') GROUP BY entry_id, account, invoice_id)
@@ -139,13 +130,13 @@ extension Store {
                    NULL::text AS document_date, NULL::text AS due_date,
                    COALESCE(sum(l.net) FILTER (WHERE l.account = 'receivable'), 0)::bigint AS receivable,
                    COALESCE(-sum(l.net) FILTER (WHERE l.account = 'unapplied_credit'), 0)::bigint AS credit,
-                   0::bigint AS seq, NULL::timestamptz AS known_at, NULL::bigint AS entry_seq
+                   NULL::bigint AS entry_seq, NULL::timestamptz AS booked_at
             FROM known k JOIN lines l USING (entry_id) WHERE k.booked_on < $3::date GROUP BY k.currency
             UNION ALL
             SELECT 'movement', k.currency, k.entry_id, k.kind, k.reference, l.account, l.invoice_id,
-                   (extract(epoch FROM k.known_at) * 1000000)::bigint, l.net::bigint, d.number,
+                   (extract(epoch FROM k.booked_at) * 1000000)::bigint, l.net::bigint, d.number,
                    CASE WHEN k.kind = 'invoice_issued' THEN d.issue_date::text ELSE (p.received_at AT TIME ZONE 'UTC')::date::text END,
-                   NULL, NULL, NULL, k.seq, k.known_at, k.entry_seq
+                   NULL, NULL, NULL, k.entry_seq, k.booked_at
             FROM known k JOIN lines l USING (entry_id)
             LEFT JOIN docs d ON d.invoice_id = k.reference
                   AND k.kind IN ('invoice_issued', 'invoice_adjusted', 'invoice_voided', 'invoice_written_off')
@@ -153,11 +144,11 @@ extension Store {
             WHERE k.booked_on BETWEEN $3::date AND $4::date
             UNION ALL
             SELECT 'balance', k.currency, NULL, NULL, NULL, NULL, l.invoice_id, NULL, sum(l.net)::bigint, NULL, NULL, d.due_date::text,
-                   NULL, NULL, 0, NULL, NULL
+                   NULL, NULL, NULL, NULL
             FROM known k JOIN lines l USING (entry_id) JOIN docs d ON d.invoice_id = l.invoice_id
             WHERE l.account = 'receivable' AND k.booked_on <= $4::date
             GROUP BY k.currency, l.invoice_id, d.due_date HAVING sum(l.net) <> 0
-            ORDER BY part, seq, known_at, entry_seq NULLS FIRST, entry_id, account, invoice_id
+            ORDER BY part, entry_seq NULLS FIRST, booked_at, entry_id, account, invoice_id
             """, [.text(customerID), .int(knownAt.microsecondsSinceEpoch), .text(from.description), .text(to.description)])
         let all = rows.all
         let openingRows = all.filter { $0.string("part") == "opening" }
@@ -215,11 +206,12 @@ extension Store {
     /// invoices: the raw journal, for checking `statementInputs` against `StatementInputs.aggregate`.
     public func statementJournal(customerID: String, knownAt: Instant) throws(PostgresError) -> (postings: [StatementPosting], dueDates: [String: BusinessDate]) {
         let rows = try db.query("""
-            SELECT e.entry_id, e.kind, e.reference, e.currency, l.account, l.invoice_id,
-                   (extract(epoch FROM COALESCE(c.known_at, e.posted_at)) * 1000000)::bigint AS booked_micros,
+            \(Store.statementLines)
+            SELECT k.entry_id, k.kind, k.reference, k.currency, l.account, l.invoice_id,
+                   (extract(epoch FROM k.booked_at) * 1000000)::bigint AS booked_micros,
                    (l.debit_minor - l.credit_minor)::bigint AS net
-            \(Store.knownEntries)
-            ORDER BY COALESCE(c.seq, 0), COALESCE(c.known_at, e.posted_at), e.entry_seq NULLS FIRST, e.entry_id, l.line_no
+            FROM known k JOIN journal_lines l ON l.entry_id = k.entry_id AND l.account IN ('receivable', 'unapplied_credit')
+            ORDER BY k.entry_seq NULLS FIRST, k.booked_at, k.entry_id, l.line_no
             """, [.text(customerID), .int(knownAt.microsecondsSinceEpoch)])
         var postings: [StatementPosting] = []
         var index = 0

@@ -83,3 +83,49 @@ extension BlackBoxTests {
         _ = await portal.wait(timeout: .seconds(10))
     }
 }
+
+extension BlackBoxTests {
+    /// A posting stamped but not yet visible (its transaction is between the commit trigger and
+    /// the end of COMMIT) must not make a reader's horizon lie: the reader waits for it, so its
+    /// statement includes it, and as_known_at = that horizon later reproduces the statement.
+    @Test("14. the books horizon waits out a commit in progress: as_known_at never shows what was not visible")
+    func horizonWaitsForACommitInProgress() async throws {
+        try await harness.ready()
+        let writer = try harness.connect()
+        let customer = "it14-\(UInt32.random(in: 0...UInt32.max))"
+        let today = try Store(writer).currentDate()
+        try writer.simpleQuery("BEGIN")
+        try writer.query("INSERT INTO customers (customer_id, name) VALUES ($1, 'Horizon test')", [.text(customer)])
+        try writer.query("""
+            INSERT INTO invoices (invoice_id, customer_id, number, currency, amount_minor, balance_minor, status, issue_date, due_date, issued_fingerprint)
+            VALUES ($1 || '-I', $1, 'N1', 'USD', 12345, 12345, 'open', $2::date, $2::date, 'test')
+            """, [.text(customer), .text(today.description)])
+        try writer.query("""
+            WITH entry AS (INSERT INTO journal_entries (entry_id, kind, customer_id, currency, reference)
+                           VALUES ($1 || '-E', 'invoice_issued', $1, 'USD', $1 || '-I') RETURNING entry_id)
+            INSERT INTO journal_lines (entry_id, line_no, account, customer_id, invoice_id, debit_minor, credit_minor)
+            SELECT entry_id, 1, 'receivable', $1, $1 || '-I', 12345, 0 FROM entry
+            UNION ALL SELECT entry_id, 2, 'revenue', $1, NULL, 0, 12345 FROM entry
+            """, [.text(customer)])
+        // Fire the commit trigger now: the transaction is stamped and holds the clock row, as
+        // during a COMMIT, but nothing of it is visible yet.
+        try writer.query("SET CONSTRAINTS journal_entries_stamp_commit IMMEDIATE")
+        let stamp = try writer.int("SELECT (extract(epoch FROM known_at) * 1000000)::bigint FROM journal_commits WHERE xact_id = pg_current_xact_id()")
+        let harness = self.harness
+        let reader = Task.detached { () throws -> (BooksHorizon, [StatementInputs]) in
+            let store = Store(try harness.connect())
+            let horizon = try store.booksHorizon()
+            return (horizon, try store.statementInputs(customerID: customer, from: today, to: today, knownAt: horizon.instant))
+        }
+        try await Task.sleep(for: .milliseconds(700))  // the reader is waiting on the clock row by now
+        try writer.simpleQuery("COMMIT")
+        let (horizon, seen) = try await reader.value
+        #expect(horizon.instant.microsecondsSinceEpoch >= stamp, "the horizon is after the stamp of the commit it waited for")
+        #expect(seen.first?.postings.map(\.entryID) == ["\(customer)-E"], "the reader's statement shows the posting it waited for")
+        let again = try Store(try harness.connect()).statementInputs(customerID: customer, from: today, to: today, knownAt: horizon.instant)
+        #expect(again == seen, "as_known_at = the horizon reproduces the statement")
+        let before = try Store(try harness.connect()).statementInputs(customerID: customer, from: today, to: today,
+                                                                     knownAt: Instant(microsecondsSinceEpoch: stamp - 1))
+        #expect(before.allSatisfy { $0.postings.isEmpty }, "one microsecond before its stamp the posting was not known")
+    }
+}

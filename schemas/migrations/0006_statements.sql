@@ -28,10 +28,16 @@ CREATE TABLE journal_commits (
 -- append-only table is not rewritten, then defaulted for every new entry.
 ALTER TABLE journal_entries ADD COLUMN xact_id xid8;
 ALTER TABLE journal_entries ALTER COLUMN xact_id SET DEFAULT pg_current_xact_id();
--- The order entries were posted in (within one transaction several entries share one stamp).
+-- When and in which order an entry was written. Every change to a customer's books holds that
+-- customer's lock until commit, so for one customer entry_seq (and booked_at, the clock at the
+-- insert) follow the commit order: a customer's entries up to any booked_at are a real state of
+-- its books. Statements date movements by booked_at and order them by entry_seq; the commit
+-- stamp decides only what was known when.
 CREATE SEQUENCE journal_entry_seq;
 ALTER TABLE journal_entries ADD COLUMN entry_seq bigint;
 ALTER TABLE journal_entries ALTER COLUMN entry_seq SET DEFAULT nextval('journal_entry_seq');
+ALTER TABLE journal_entries ADD COLUMN booked_at timestamptz;
+ALTER TABLE journal_entries ALTER COLUMN booked_at SET DEFAULT clock_timestamp();
 
 CREATE FUNCTION journal_stamp_commit() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -61,7 +67,8 @@ ALTER TABLE payment_takebacks ALTER COLUMN xact_id SET DEFAULT pg_current_xact_i
 
 -- Replies come from indexes: a customer's entries and lines (statements), its invoices (numbers,
 -- due dates), its payments newest first (history pages), a payment's applications (allocations).
-CREATE INDEX journal_entries_by_customer ON journal_entries (customer_id, currency) INCLUDE (xact_id, kind, posted_at);
+CREATE INDEX journal_entries_by_customer ON journal_entries (customer_id, entry_seq)
+    INCLUDE (entry_id, currency, kind, reference, xact_id, posted_at, booked_at);
 CREATE INDEX journal_lines_for_statements ON journal_lines (customer_id, entry_id) INCLUDE (account, invoice_id, debit_minor, credit_minor)
     WHERE account IN ('receivable', 'unapplied_credit');
 CREATE INDEX invoices_by_customer ON invoices (customer_id) INCLUDE (invoice_id, number, issue_date, due_date);
