@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "receivablesd", targets: ["receivablesd"]),
+        .executable(name: "receivablesd-portal", targets: ["receivablesd-portal"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // C libraries, found with pkg-config, installed by `make deps` (apt).
@@ -39,6 +41,10 @@ let package = Package(
         // camt.053/054, BAI2, MT940 → normalised bank entries.
         .target(name: "BankFormats", dependencies: ["ARDomain", "CLibXML2"], swiftSettings: strict),
 
+        // Statements and reports as HTML (templates/, embedded), CSV, JSON, text tables.
+        .target(name: "Documents", dependencies: ["ARDomain", "ARContract", .product(name: "Mustache", package: "swift-mustache")],
+                swiftSettings: strict),
+
         // I/O edges.
         .target(name: "AMQPClient", dependencies: ["CRabbitMQ", "CAmqpShim"], swiftSettings: strict),
         .target(name: "PostgresClient", dependencies: ["CLibpq"], swiftSettings: strict),
@@ -46,7 +52,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "ARDomain", "ARContract", "AMQPClient", "PostgresClient", "Store", "CSystemd",
+                "ARDomain", "ARContract", "AMQPClient", "PostgresClient", "Store", "CSystemd", "Documents",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -62,9 +68,20 @@ let package = Package(
         .executableTarget(
             name: "receivablesd",
             dependencies: [
-                "Daemon", "BankFormats", "Store", "ARContract", "AMQPClient", "PostgresClient",
+                "Daemon", "BankFormats", "Store", "ARContract", "AMQPClient", "PostgresClient", "Documents",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        // The reference portal page: HTTP on loopback, the daemon only through AMQP request/reply.
+        .executableTarget(
+            name: "receivablesd-portal",
+            dependencies: [
+                "AMQPClient", "ARContract", "ARDomain", "Documents",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -79,6 +96,7 @@ let package = Package(
             dependencies: ["ARContract", "ARDomain"],
             swiftSettings: strict
         ),
+        .testTarget(name: "DocumentsTests", dependencies: ["Documents", "ARDomain", "ARContract"], swiftSettings: strict),
         .testTarget(
             name: "BankFormatsTests",
             dependencies: ["BankFormats", "ARDomain", .product(name: "PropertyBased", package: "swift-property-based")],
@@ -90,7 +108,7 @@ let package = Package(
         .testTarget(name: "OperationsTests", dependencies: ["TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Daemon", "Store", "ARContract", "AMQPClient", "PostgresClient", "TestSupport"],
+            dependencies: ["Daemon", "Store", "ARContract", "ARDomain", "AMQPClient", "PostgresClient", "TestSupport"],
             exclude: ["blackbox"],  // python scenario scripts run by the tests
             swiftSettings: strict
         ),

@@ -972,6 +972,64 @@ public enum EmbeddedSchemas {
     },
     "amounts_with_exactly_0_fraction_digits": {
       "properties": {
+        "opening_balance": {
+          "$ref": "#/$defs/exactly_0_fraction_digits"
+        },
+        "charges": {
+          "$ref": "#/$defs/exactly_0_fraction_digits"
+        },
+        "credits": {
+          "$ref": "#/$defs/exactly_0_fraction_digits"
+        },
+        "closing_balance": {
+          "$ref": "#/$defs/exactly_0_fraction_digits"
+        },
+        "closing_receivable": {
+          "$ref": "#/$defs/exactly_0_fraction_digits"
+        },
+        "refunded": {
+          "$ref": "#/$defs/exactly_0_fraction_digits"
+        },
+        "movements": {
+          "items": {
+            "properties": {
+              "amount": {
+                "$ref": "#/$defs/exactly_0_fraction_digits"
+              },
+              "running_balance": {
+                "$ref": "#/$defs/exactly_0_fraction_digits"
+              }
+            }
+          }
+        },
+        "aging": {
+          "properties": {
+            "current": {
+              "$ref": "#/$defs/exactly_0_fraction_digits"
+            },
+            "days_1_30": {
+              "$ref": "#/$defs/exactly_0_fraction_digits"
+            },
+            "days_31_60": {
+              "$ref": "#/$defs/exactly_0_fraction_digits"
+            },
+            "days_61_90": {
+              "$ref": "#/$defs/exactly_0_fraction_digits"
+            },
+            "days_over_90": {
+              "$ref": "#/$defs/exactly_0_fraction_digits"
+            }
+          }
+        },
+        "refunds": {
+          "items": {
+            "properties": {
+              "amount": {
+                "$ref": "#/$defs/exactly_0_fraction_digits"
+              }
+            }
+          }
+        },
         "amount": {
           "$ref": "#/$defs/exactly_0_fraction_digits"
         },
@@ -1003,6 +1061,9 @@ public enum EmbeddedSchemas {
                 "$ref": "#/$defs/exactly_0_fraction_digits"
               },
               "invoice_balance": {
+                "$ref": "#/$defs/exactly_0_fraction_digits"
+              },
+              "taken_back": {
                 "$ref": "#/$defs/exactly_0_fraction_digits"
               }
             }
@@ -1033,6 +1094,64 @@ public enum EmbeddedSchemas {
     },
     "amounts_with_exactly_2_fraction_digits": {
       "properties": {
+        "opening_balance": {
+          "$ref": "#/$defs/exactly_2_fraction_digits"
+        },
+        "charges": {
+          "$ref": "#/$defs/exactly_2_fraction_digits"
+        },
+        "credits": {
+          "$ref": "#/$defs/exactly_2_fraction_digits"
+        },
+        "closing_balance": {
+          "$ref": "#/$defs/exactly_2_fraction_digits"
+        },
+        "closing_receivable": {
+          "$ref": "#/$defs/exactly_2_fraction_digits"
+        },
+        "refunded": {
+          "$ref": "#/$defs/exactly_2_fraction_digits"
+        },
+        "movements": {
+          "items": {
+            "properties": {
+              "amount": {
+                "$ref": "#/$defs/exactly_2_fraction_digits"
+              },
+              "running_balance": {
+                "$ref": "#/$defs/exactly_2_fraction_digits"
+              }
+            }
+          }
+        },
+        "aging": {
+          "properties": {
+            "current": {
+              "$ref": "#/$defs/exactly_2_fraction_digits"
+            },
+            "days_1_30": {
+              "$ref": "#/$defs/exactly_2_fraction_digits"
+            },
+            "days_31_60": {
+              "$ref": "#/$defs/exactly_2_fraction_digits"
+            },
+            "days_61_90": {
+              "$ref": "#/$defs/exactly_2_fraction_digits"
+            },
+            "days_over_90": {
+              "$ref": "#/$defs/exactly_2_fraction_digits"
+            }
+          }
+        },
+        "refunds": {
+          "items": {
+            "properties": {
+              "amount": {
+                "$ref": "#/$defs/exactly_2_fraction_digits"
+              }
+            }
+          }
+        },
         "amount": {
           "$ref": "#/$defs/exactly_2_fraction_digits"
         },
@@ -1064,6 +1183,9 @@ public enum EmbeddedSchemas {
                 "$ref": "#/$defs/exactly_2_fraction_digits"
               },
               "invoice_balance": {
+                "$ref": "#/$defs/exactly_2_fraction_digits"
+              },
+              "taken_back": {
                 "$ref": "#/$defs/exactly_2_fraction_digits"
               }
             }
@@ -1094,6 +1216,64 @@ public enum EmbeddedSchemas {
     },
     "amounts_with_exactly_3_fraction_digits": {
       "properties": {
+        "opening_balance": {
+          "$ref": "#/$defs/exactly_3_fraction_digits"
+        },
+        "charges": {
+          "$ref": "#/$defs/exactly_3_fraction_digits"
+        },
+        "credits": {
+          "$ref": "#/$defs/exactly_3_fraction_digits"
+        },
+        "closing_balance": {
+          "$ref": "#/$defs/exactly_3_fraction_digits"
+        },
+        "closing_receivable": {
+          "$ref": "#/$defs/exactly_3_fraction_digits"
+        },
+        "refunded": {
+          "$ref": "#/$defs/exactly_3_fraction_digits"
+        },
+        "movements": {
+          "items": {
+            "properties": {
+              "amount": {
+                "$ref": "#/$defs/exactly_3_fraction_digits"
+              },
+              "running_balance": {
+                "$ref": "#/$defs/exactly_3_fraction_digits"
+              }
+            }
+          }
+        },
+        "aging": {
+          "properties": {
+            "current": {
+              "$ref": "#/$defs/exactly_3_fraction_digits"
+            },
+            "days_1_30": {
+              "$ref": "#/$defs/exactly_3_fraction_digits"
+            },
+            "days_31_60": {
+              "$ref": "#/$defs/exactly_3_fraction_digits"
+            },
+            "days_61_90": {
+              "$ref": "#/$defs/exactly_3_fraction_digits"
+            },
+            "days_over_90": {
+              "$ref": "#/$defs/exactly_3_fraction_digits"
+            }
+          }
+        },
+        "refunds": {
+          "items": {
+            "properties": {
+              "amount": {
+                "$ref": "#/$defs/exactly_3_fraction_digits"
+              }
+            }
+          }
+        },
         "amount": {
           "$ref": "#/$defs/exactly_3_fraction_digits"
         },
@@ -1126,6 +1306,9 @@ public enum EmbeddedSchemas {
               },
               "invoice_balance": {
                 "$ref": "#/$defs/exactly_3_fraction_digits"
+              },
+              "taken_back": {
+                "$ref": "#/$defs/exactly_3_fraction_digits"
               }
             }
           }
@@ -1155,6 +1338,64 @@ public enum EmbeddedSchemas {
     },
     "amounts_with_exactly_4_fraction_digits": {
       "properties": {
+        "opening_balance": {
+          "$ref": "#/$defs/exactly_4_fraction_digits"
+        },
+        "charges": {
+          "$ref": "#/$defs/exactly_4_fraction_digits"
+        },
+        "credits": {
+          "$ref": "#/$defs/exactly_4_fraction_digits"
+        },
+        "closing_balance": {
+          "$ref": "#/$defs/exactly_4_fraction_digits"
+        },
+        "closing_receivable": {
+          "$ref": "#/$defs/exactly_4_fraction_digits"
+        },
+        "refunded": {
+          "$ref": "#/$defs/exactly_4_fraction_digits"
+        },
+        "movements": {
+          "items": {
+            "properties": {
+              "amount": {
+                "$ref": "#/$defs/exactly_4_fraction_digits"
+              },
+              "running_balance": {
+                "$ref": "#/$defs/exactly_4_fraction_digits"
+              }
+            }
+          }
+        },
+        "aging": {
+          "properties": {
+            "current": {
+              "$ref": "#/$defs/exactly_4_fraction_digits"
+            },
+            "days_1_30": {
+              "$ref": "#/$defs/exactly_4_fraction_digits"
+            },
+            "days_31_60": {
+              "$ref": "#/$defs/exactly_4_fraction_digits"
+            },
+            "days_61_90": {
+              "$ref": "#/$defs/exactly_4_fraction_digits"
+            },
+            "days_over_90": {
+              "$ref": "#/$defs/exactly_4_fraction_digits"
+            }
+          }
+        },
+        "refunds": {
+          "items": {
+            "properties": {
+              "amount": {
+                "$ref": "#/$defs/exactly_4_fraction_digits"
+              }
+            }
+          }
+        },
         "amount": {
           "$ref": "#/$defs/exactly_4_fraction_digits"
         },
@@ -1186,6 +1427,9 @@ public enum EmbeddedSchemas {
                 "$ref": "#/$defs/exactly_4_fraction_digits"
               },
               "invoice_balance": {
+                "$ref": "#/$defs/exactly_4_fraction_digits"
+              },
+              "taken_back": {
                 "$ref": "#/$defs/exactly_4_fraction_digits"
               }
             }
@@ -1594,6 +1838,9 @@ public enum EmbeddedSchemas {
       ],
       "additionalProperties": false,
       "properties": {
+        "customer_id": {
+          "$ref": "common.json#/$defs/identifier"
+        },
         "error": {
           "type": "object",
           "required": [
@@ -3055,7 +3302,7 @@ public enum EmbeddedSchemas {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "payment_history.reply",
   "x-direction": "outbound",
-  "description": "Reply (default exchange, routing key = reply_to, same correlation_id). Payments with their allocations, newest first; next_cursor is null on the last page. Permissive for now: extra fields allowed inside payments.",
+  "description": "Reply (default exchange, routing key = reply_to, same correlation_id). Payments with their allocations and refunds/reversals, newest first by (received_at, booking order); next_cursor (send it back with the same customer_id and filters) is null on the last page; or data.error.",
   "allOf": [
     {
       "$ref": "envelope.json"
@@ -3074,12 +3321,18 @@ public enum EmbeddedSchemas {
           "type": "object",
           "required": [
             "customer_id",
+            "as_known_at",
             "payments",
             "next_cursor"
           ],
+          "additionalProperties": false,
           "properties": {
             "customer_id": {
               "$ref": "common.json#/$defs/identifier"
+            },
+            "as_known_at": {
+              "$ref": "common.json#/$defs/instant",
+              "description": "The books horizon of the traversal (the first page's)."
             },
             "payments": {
               "type": "array",
@@ -3091,8 +3344,12 @@ public enum EmbeddedSchemas {
                   "amount",
                   "method",
                   "received_at",
-                  "allocations"
+                  "allocations",
+                  "refunds",
+                  "refunded",
+                  "unapplied_credit"
                 ],
+                "additionalProperties": false,
                 "properties": {
                   "payment_id": {
                     "$ref": "common.json#/$defs/identifier"
@@ -3109,25 +3366,92 @@ public enum EmbeddedSchemas {
                   "received_at": {
                     "$ref": "common.json#/$defs/instant"
                   },
+                  "gateway_reference": {
+                    "$ref": "common.json#/$defs/identifier"
+                  },
                   "allocations": {
                     "type": "array",
                     "items": {
                       "type": "object",
                       "required": [
                         "invoice_id",
-                        "amount"
+                        "invoice_number",
+                        "amount",
+                        "taken_back"
                       ],
+                      "additionalProperties": false,
                       "properties": {
                         "invoice_id": {
                           "$ref": "common.json#/$defs/identifier"
                         },
+                        "invoice_number": {
+                          "allOf": [
+                            {
+                              "$ref": "common.json#/$defs/identifier"
+                            }
+                          ],
+                          "maxLength": 64
+                        },
                         "amount": {
+                          "$ref": "common.json#/$defs/outbound_amount",
+                          "description": "Money of this payment applied to the invoice."
+                        },
+                        "taken_back": {
                           "$ref": "common.json#/$defs/outbound_amount"
                         }
                       }
                     }
+                  },
+                  "refunds": {
+                    "type": "array",
+                    "items": {
+                      "type": "object",
+                      "required": [
+                        "refund_id",
+                        "kind",
+                        "amount",
+                        "booked_at"
+                      ],
+                      "additionalProperties": false,
+                      "properties": {
+                        "refund_id": {
+                          "$ref": "common.json#/$defs/identifier"
+                        },
+                        "kind": {
+                          "enum": [
+                            "refund",
+                            "reversal"
+                          ]
+                        },
+                        "amount": {
+                          "$ref": "common.json#/$defs/outbound_amount"
+                        },
+                        "booked_at": {
+                          "$ref": "common.json#/$defs/instant"
+                        },
+                        "reason": {
+                          "allOf": [
+                            {
+                              "$ref": "common.json#/$defs/text"
+                            }
+                          ],
+                          "maxLength": 200
+                        }
+                      }
+                    }
+                  },
+                  "refunded": {
+                    "$ref": "common.json#/$defs/outbound_amount"
+                  },
+                  "unapplied_credit": {
+                    "$ref": "common.json#/$defs/outbound_amount"
                   }
-                }
+                },
+                "allOf": [
+                  {
+                    "$ref": "common.json#/$defs/outbound_money_digits"
+                  }
+                ]
               }
             },
             "next_cursor": {
@@ -3156,7 +3480,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "payment_history.requested",
-  "description": "Inbound (ar.inbound). Request: payments with their allocations, newest first, paged by cursor.",
+  "description": "Inbound (ar.inbound). Request: payments with their allocations and take-backs, newest first by received_at, paged by an opaque cursor (from a previous reply, with the same customer_id and filters); optionally only payments applied to invoice_id (an invoice of that customer).",
   "x-direction": "inbound",
   "allOf": [
     {
@@ -3199,6 +3523,9 @@ public enum EmbeddedSchemas {
           ],
           "minLength": 1,
           "maxLength": 512
+        },
+        "invoice_id": {
+          "$ref": "common.json#/$defs/identifier"
         }
       }
     }
@@ -3975,7 +4302,7 @@ public enum EmbeddedSchemas {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "statement.reply",
   "x-direction": "outbound",
-  "description": "Reply (default exchange, routing key = reply_to, same correlation_id). Statement of account (SPEC section 5), one per currency; permissive for now: extra fields allowed inside statements and movements.",
+  "description": "Reply (default exchange, routing key = reply_to, same correlation_id). Statement of account (SPEC section 5, docs/portal.md): per currency, movements dated by booking day with running balances, aging at `to`; exactly as known at as_known_at; or data.error.",
   "allOf": [
     {
       "$ref": "envelope.json"
@@ -3994,13 +4321,21 @@ public enum EmbeddedSchemas {
           "type": "object",
           "required": [
             "customer_id",
+            "name",
             "from",
             "to",
+            "as_known_at",
             "statements"
           ],
+          "additionalProperties": false,
           "properties": {
             "customer_id": {
               "$ref": "common.json#/$defs/identifier"
+            },
+            "name": {
+              "type": "string",
+              "minLength": 1,
+              "maxLength": 200
             },
             "from": {
               "$ref": "common.json#/$defs/business_date"
@@ -4018,10 +4353,16 @@ public enum EmbeddedSchemas {
                 "required": [
                   "currency",
                   "opening_balance",
-                  "movements",
+                  "charges",
+                  "credits",
                   "closing_balance",
+                  "closing_receivable",
+                  "unapplied_credit",
+                  "movements",
                   "aging"
                 ],
+                "additionalProperties": false,
+                "description": "opening_balance + charges - credits = closing_balance = closing_receivable - unapplied_credit; the aging buckets sum to closing_receivable.",
                 "properties": {
                   "currency": {
                     "$ref": "common.json#/$defs/currency"
@@ -4029,21 +4370,67 @@ public enum EmbeddedSchemas {
                   "opening_balance": {
                     "$ref": "common.json#/$defs/outbound_signed_amount"
                   },
+                  "charges": {
+                    "$ref": "common.json#/$defs/outbound_amount"
+                  },
+                  "credits": {
+                    "$ref": "common.json#/$defs/outbound_amount"
+                  },
+                  "closing_balance": {
+                    "$ref": "common.json#/$defs/outbound_signed_amount"
+                  },
+                  "closing_receivable": {
+                    "$ref": "common.json#/$defs/outbound_amount"
+                  },
+                  "unapplied_credit": {
+                    "$ref": "common.json#/$defs/outbound_amount"
+                  },
                   "movements": {
                     "type": "array",
                     "items": {
                       "type": "object",
                       "required": [
                         "date",
+                        "booked_at",
                         "kind",
+                        "reference",
+                        "entry_id",
                         "amount",
                         "running_balance"
                       ],
+                      "additionalProperties": false,
                       "properties": {
                         "date": {
-                          "$ref": "common.json#/$defs/business_date"
+                          "$ref": "common.json#/$defs/business_date",
+                          "description": "UTC day the entry was booked (became known)."
+                        },
+                        "booked_at": {
+                          "$ref": "common.json#/$defs/instant"
                         },
                         "kind": {
+                          "enum": [
+                            "invoice",
+                            "adjustment",
+                            "void",
+                            "write_off",
+                            "credit_note",
+                            "payment",
+                            "refund",
+                            "reversal",
+                            "bank_credit",
+                            "shortfall_write_off",
+                            "credit_applied",
+                            "other"
+                          ]
+                        },
+                        "reference": {
+                          "$ref": "common.json#/$defs/identifier"
+                        },
+                        "entry_id": {
+                          "$ref": "common.json#/$defs/identifier",
+                          "description": "The journal entry (ledger.entry_posted entry_id)."
+                        },
+                        "document_number": {
                           "allOf": [
                             {
                               "$ref": "common.json#/$defs/identifier"
@@ -4051,20 +4438,19 @@ public enum EmbeddedSchemas {
                           ],
                           "maxLength": 64
                         },
-                        "reference": {
-                          "$ref": "common.json#/$defs/identifier"
+                        "document_date": {
+                          "$ref": "common.json#/$defs/business_date",
+                          "description": "Invoice issue date or payment received date."
                         },
                         "amount": {
-                          "$ref": "common.json#/$defs/outbound_signed_amount"
+                          "$ref": "common.json#/$defs/outbound_signed_amount",
+                          "description": "Change of the net balance: positive a charge, negative a credit."
                         },
                         "running_balance": {
                           "$ref": "common.json#/$defs/outbound_signed_amount"
                         }
                       }
                     }
-                  },
-                  "closing_balance": {
-                    "$ref": "common.json#/$defs/outbound_signed_amount"
                   },
                   "aging": {
                     "type": "object",
@@ -4075,6 +4461,7 @@ public enum EmbeddedSchemas {
                       "days_61_90",
                       "days_over_90"
                     ],
+                    "additionalProperties": false,
                     "properties": {
                       "current": {
                         "$ref": "common.json#/$defs/outbound_amount"
@@ -4093,6 +4480,35 @@ public enum EmbeddedSchemas {
                       }
                     }
                   }
+                },
+                "allOf": [
+                  {
+                    "$ref": "common.json#/$defs/outbound_money_digits"
+                  }
+                ]
+              }
+            },
+            "document": {
+              "type": "object",
+              "required": [
+                "format",
+                "media_type",
+                "content"
+              ],
+              "additionalProperties": false,
+              "properties": {
+                "format": {
+                  "enum": [
+                    "csv",
+                    "html"
+                  ]
+                },
+                "media_type": {
+                  "type": "string",
+                  "maxLength": 64
+                },
+                "content": {
+                  "type": "string"
                 }
               }
             }
@@ -4110,7 +4526,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "statement.requested",
-  "description": "Inbound (ar.inbound). Request: statement of account for [from, to], optionally as it could have been shown at as_known_at.",
+  "description": "Inbound (ar.inbound). Request: statement of account for [from, to] (booking dates, at most 3660 days), optionally exactly as it could have been shown at as_known_at, optionally with the document (format csv or html) in the reply.",
   "x-direction": "inbound",
   "allOf": [
     {
@@ -4144,6 +4560,14 @@ public enum EmbeddedSchemas {
         },
         "as_known_at": {
           "$ref": "common.json#/$defs/instant"
+        },
+        "format": {
+          "enum": [
+            "json",
+            "csv",
+            "html"
+          ],
+          "description": "json (default): data only; csv or html: data.document carries the rendered statement too."
         }
       }
     }

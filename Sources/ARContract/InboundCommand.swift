@@ -269,6 +269,16 @@ public struct StatementRequested: Sendable, Hashable {
     public let from: BusinessDate
     public let to: BusinessDate
     public let asKnownAt: Instant?
+    /// json (nil), csv or html: the reply then carries the rendered document too.
+    public let format: String?
+
+    public init(customerID: String, from: BusinessDate, to: BusinessDate, asKnownAt: Instant?, format: String?) {
+        self.customerID = customerID
+        self.from = from
+        self.to = to
+        self.asKnownAt = asKnownAt
+        self.format = format
+    }
 }
 
 public struct PaymentHistoryRequested: Sendable, Hashable {
@@ -277,4 +287,6 @@ public struct PaymentHistoryRequested: Sendable, Hashable {
     public let to: BusinessDate?
     public let limit: Int?
     public let cursor: String?
+    /// Only payments applied to this invoice (which must be the customer's).
+    public let invoiceID: String?
 }

@@ -442,11 +442,13 @@ enum TypedReader {
             return .accountSummaryRequested(AccountSummaryRequested(customerID: try data.string("customer_id")))
         case "statement.requested":
             return .statementRequested(StatementRequested(customerID: try data.string("customer_id"), from: try data.date("from"),
-                                                          to: try data.date("to"), asKnownAt: try data.optionalInstant("as_known_at")))
+                                                          to: try data.date("to"), asKnownAt: try data.optionalInstant("as_known_at"),
+                                                          format: try data.optionalString("format")))
         case "payment_history.requested":
             return .paymentHistoryRequested(PaymentHistoryRequested(
                 customerID: try data.string("customer_id"), from: try data.optionalDate("from"), to: try data.optionalDate("to"),
-                limit: try data.optionalInteger("limit"), cursor: try data.optionalString("cursor")))
+                limit: try data.optionalInteger("limit"), cursor: try data.optionalString("cursor"),
+                invoiceID: try data.optionalString("invoice_id")))
         default:
             throw bug("type", "has a schema but no typed decoding (\(type))")
         }

@@ -40,6 +40,8 @@ enum CommandHandlers {
         if case .accountSummaryRequested(let request) = context.message.command {
             return try accountSummary(request, context)
         }
+        if case .statementRequested(let request) = context.message.command { return try RequestHandlers.statement(request, context) }
+        if case .paymentHistoryRequested(let request) = context.message.command { return try RequestHandlers.paymentHistory(request, context) }
         if let unsupported = notYetSupported(context.message.command) {
             throw Rejection(code: RejectionCode(rawValue: "not_supported_yet"),
                             detail: "\(unsupported) is not handled by this version of receivablesd; replay it after an upgrade")
@@ -72,11 +74,9 @@ enum CommandHandlers {
         case .bankCreditReceived: return "bank.credit.received"
         case .bankStatementReceived: return "bank.statement.received"
         case .reconciliationResolved: return "reconciliation.resolved"
-        case .statementRequested: return "statement.requested"
-        case .paymentHistoryRequested: return "payment_history.requested"
         case .customerUpserted, .invoiceIssued, .invoiceAdjusted, .invoiceVoided, .invoiceWrittenOff, .creditNoteIssued,
              .paymentSucceeded, .paymentPending, .paymentFailed, .paymentRefunded, .paymentReversed, .accountSummaryRequested,
-             .disputeOpened, .disputeResolved, .promiseToPayRecorded:
+             .disputeOpened, .disputeResolved, .promiseToPayRecorded, .statementRequested, .paymentHistoryRequested:
             return nil
         }
     }
@@ -212,14 +212,7 @@ enum CommandHandlers {
     // MARK: requests
 
     private static func accountSummary(_ request: AccountSummaryRequested, _ context: HandlerContext) throws -> Disposition {
-        guard let replyTo = context.received.replyTo, !replyTo.isEmpty else {
-            throw Rejection(code: RejectionCode(rawValue: "missing_reply_to"), detail: "a request needs the AMQP reply_to property")
-        }
-        guard replyTo.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }),
-              context.configuration.replyQueuePrefixes.contains(where: { replyTo.hasPrefix($0) }) else {
-            throw Rejection(code: RejectionCode(rawValue: "invalid_reply_to"),
-                            detail: "reply_to '\(replyTo.prefix(64))' is not a reply queue (allowed prefixes: \(context.configuration.replyQueuePrefixes.joined(separator: ", ")))")
-        }
+        let replyTo = try RequestHandlers.replyQueue(context)
         let store = context.store
         var data: [(String, JSONValue)]
         if let summary = try store.accountSummary(customerID: request.customerID) {

@@ -72,6 +72,9 @@ public struct DaemonConfiguration: Sendable {
     /// portal's own. Anything else (our work queue, another system's queue) is refused, so a
     /// request cannot make the daemon write into queues it was not meant to.
     public var replyQueuePrefixes = ["amq.gen-", "amq.rabbitmq.reply-to", "portal."]
+    /// Signs payment-history cursors; the same on every instance (credential file `cursor-secret`).
+    /// Absent: the secret migration 0006 stored in the database is used.
+    public var cursorSecret: String?
     /// Dunning policies (YAML); the built-in standard policy when absent.
     public var policiesFile: String?
     /// Seconds between the daemon's own dunning passes; 0 disables them (`dunning tick` still works).

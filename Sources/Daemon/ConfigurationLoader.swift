@@ -44,7 +44,7 @@ public enum ConfigurationLoader {
         "inbound_exchange", "events_exchange", "dead_letter_exchange", "work_queue", "dead_letter_queue", "work_queue_type",
         "delivery_limit", "consumers", "prefetch", "batch_size", "max_body_bytes", "max_json_depth", "hold_seconds",
         "housekeeping_seconds", "event_source", "log_level", "http.host", "http.port", "policies_file", "publishers",
-        "reply_queue_prefixes", "dunning_interval_seconds", "hard_decline_codes",
+        "reply_queue_prefixes", "dunning_interval_seconds", "hard_decline_codes", "cursor.secret",
     ]
 
     public static func load(_ sources: ConfigurationSources = ConfigurationSources()) async throws(ConfigurationError) -> DaemonConfiguration {
@@ -57,7 +57,7 @@ public enum ConfigurationLoader {
         }
         providers.append(EnvironmentVariablesProvider(
             environmentVariables: sources.environment,
-            secretsSpecifier: .dynamic { key, _ in key.hasSuffix("PASSWORD") || key.hasSuffix("_KEY") }
+            secretsSpecifier: .dynamic { key, _ in key.hasSuffix("PASSWORD") || key.hasSuffix("_KEY") || key.hasSuffix("_SECRET") }
         ).prefixKeys(with: "receivablesd"))
         var publishersFromFile: [String: [String]]?
         let path = sources.filePath
@@ -230,6 +230,10 @@ private struct Settings {
             configuration.httpPort = int("http.port", 9464, 1...65535)
         }
         configuration.policiesFile = optionalString("policies_file")
+        configuration.cursorSecret = optionalString("cursor.secret")
+        if let secret = configuration.cursorSecret, secret.utf8.count < 16 {
+            problems.append("cursor.secret (credential cursor-secret): at least 16 bytes (it signs payment-history cursors)")
+        }
         if let prefixes = reader.stringArray(forKey: "reply_queue_prefixes") {
             if prefixes.isEmpty || prefixes.contains(where: \.isEmpty) {
                 problems.append("reply_queue_prefixes: list non-empty queue name prefixes (e.g. amq.gen-, portal.)")

@@ -118,6 +118,7 @@ struct MessagePipeline: Sendable {
         case .rejected(let rejection, let source, let eventID, let type):
             try deadLetter(delivery.body, routingKey: delivery.routingKey, properties: delivery.properties,
                            rejection: rejection, source: source, eventID: eventID, type: type, store: store)
+            try replyToRejectedRequest(delivery.properties, type: type, source: source, eventID: eventID, rejection: rejection, store: store)
             return .rejected(rejection.code)
         case .accepted(let message):
             let context = HandlerContext(message: message, delivery: Received(delivery), store: store, pipeline: self)
@@ -126,6 +127,8 @@ struct MessagePipeline: Sendable {
             } catch let rejection as Rejection {
                 try deadLetter(delivery.body, routingKey: delivery.routingKey, properties: delivery.properties, rejection: rejection,
                                source: message.envelope.source, eventID: message.envelope.id, type: message.envelope.type, store: store)
+                try replyToRejectedRequest(delivery.properties, type: message.envelope.type, source: message.envelope.source,
+                                           eventID: message.envelope.id, rejection: rejection, store: store)
                 // No inbox key is kept for a rejection: the publisher may send a corrected
                 // message under the same id, and a replay after a fix must be applied.
                 return .rejected(rejection.code)

@@ -27,6 +27,10 @@ extension Store {
         try check("journal entry has lines", """
             SELECT e.entry_id FROM journal_entries e LEFT JOIN journal_lines l USING (entry_id) WHERE l.entry_id IS NULL
             """) { "entry \($0.requiredString("entry_id")) has no lines" }
+        try check("journal entry has its commit stamp", """
+            SELECT e.entry_id FROM journal_entries e LEFT JOIN journal_commits c ON c.xact_id = e.xact_id
+            WHERE e.xact_id IS NOT NULL AND c.xact_id IS NULL
+            """) { "entry \($0.requiredString("entry_id")) is committed but was never stamped (statements cannot place it; migration 0006)" }
         try check("invoice balance equals journal", """
             SELECT i.invoice_id, i.balance_minor, COALESCE(j.net, 0) AS journal
             FROM invoices i LEFT JOIN (

@@ -9,6 +9,7 @@ PACKAGES=(
     rabbitmq-server librabbitmq-dev
     libssl-dev openssl libxml2-dev libsystemd-dev pkg-config
     python3 python3-pika python3-jsonschema python3-yaml
+    chromium
     systemd
 )
 
