@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "ARDomain", "ARContract", "AMQPClient", "PostgresClient", "Store", "CSystemd",
+                "ARDomain", "ARContract", "BankFormats", "AMQPClient", "PostgresClient", "Store", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Metrics", package: "swift-metrics"),

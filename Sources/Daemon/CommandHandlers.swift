@@ -69,16 +69,14 @@ enum CommandHandlers {
 
     private static func notYetSupported(_ command: InboundCommand) -> String? {
         switch command {
-        case .bankCreditReceived: return "bank.credit.received"
-        case .bankStatementReceived: return "bank.statement.received"
         case .disputeOpened: return "dispute.opened"
         case .disputeResolved: return "dispute.resolved"
         case .promiseToPayRecorded: return "promise_to_pay.recorded"
-        case .reconciliationResolved: return "reconciliation.resolved"
         case .statementRequested: return "statement.requested"
         case .paymentHistoryRequested: return "payment_history.requested"
         case .customerUpserted, .invoiceIssued, .invoiceAdjusted, .invoiceVoided, .invoiceWrittenOff, .creditNoteIssued,
-             .paymentSucceeded, .paymentPending, .paymentFailed, .paymentRefunded, .paymentReversed, .accountSummaryRequested:
+             .paymentSucceeded, .paymentPending, .paymentFailed, .paymentRefunded, .paymentReversed, .accountSummaryRequested,
+             .bankCreditReceived, .bankStatementReceived, .reconciliationResolved:
             return nil
         }
     }
@@ -115,8 +113,10 @@ enum CommandHandlers {
                                                 takebackID: command.reversalID ?? "reversal:\(context.envelope.source):\(context.envelope.id)",
                                                 kind: .reversal, amount: command.amount, currency: command.currency,
                                                 reason: command.reason.rawValue, context)
-        case .bankCreditReceived, .bankStatementReceived, .disputeOpened, .disputeResolved, .promiseToPayRecorded,
-             .reconciliationResolved, .statementRequested, .paymentHistoryRequested, .accountSummaryRequested:
+        case .bankCreditReceived(let command): return try ReconciliationHandlers.creditReceived(command, context)
+        case .bankStatementReceived(let command): return try ReconciliationHandlers.statementReceived(command, context)
+        case .reconciliationResolved(let command): return try ReconciliationHandlers.resolved(command, context)
+        case .disputeOpened, .disputeResolved, .promiseToPayRecorded, .statementRequested, .paymentHistoryRequested, .accountSummaryRequested:
             preconditionFailure("\(context.envelope.type) is routed before apply")
         }
     }

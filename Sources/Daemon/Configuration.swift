@@ -74,6 +74,8 @@ public struct DaemonConfiguration: Sendable {
     public var replyQueuePrefixes = ["amq.gen-", "amq.rabbitmq.reply-to", "portal."]
     /// Dunning policies (YAML); the built-in standard policy when absent.
     public var policiesFile: String?
+    /// Reconciliation tolerances and oldest-first policies (reloadable).
+    public var reconciliation = ReconciliationSettings.builtIn
 
     public init(database: PostgresConfiguration, broker: AMQPConfiguration) {
         self.database = database

@@ -25,6 +25,15 @@ struct MessagePipeline: Sendable {
     let logger: Logger
     /// Compiled once from the embedded JSON Schemas; shared read-only by all workers.
     let decoder: InboundDecoder
+    /// Reconciliation tolerances and policies in force (replaced on reload).
+    let reconciliation: ReconciliationSettingsHolder
+
+    init(configuration: DaemonConfiguration, logger: Logger, decoder: InboundDecoder, reconciliation: ReconciliationSettingsHolder? = nil) {
+        self.configuration = configuration
+        self.logger = logger
+        self.decoder = decoder
+        self.reconciliation = reconciliation ?? ReconciliationSettingsHolder(configuration.reconciliation)
+    }
 
     static let inboundTypes = [
         "customer.upserted", "invoice.issued", "invoice.adjusted", "invoice.voided", "invoice.written_off",

@@ -392,8 +392,15 @@ public final class Store {
                       .text(application.origin.kind.rawValue), .text(application.origin.id), .int(application.amount.minorUnits),
                       .int(application.unwound.minorUnits)])
         }
+        return try postJournal(books.journal, cause: cause)
+    }
+
+    /// Appends journal entries (each with its lines, one statement per entry). Ids are
+    /// `cause` + the entry's position, so re-applying the same message gives the same ids.
+    @discardableResult
+    public func postJournal(_ entries: [JournalEntry], cause: [String]) throws(PostgresError) -> [(id: String, entry: JournalEntry)] {
         var posted: [(id: String, entry: JournalEntry)] = []
-        for (index, entry) in books.journal.enumerated() {
+        for (index, entry) in entries.enumerated() {
             let id = StableID.make(cause + ["journal", String(index)])
             // The entry and all its lines in one statement (one round trip per entry).
             try db.query("""
