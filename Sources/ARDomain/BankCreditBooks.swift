@@ -121,17 +121,40 @@ public struct ReconciliationRun: Sendable {
     public let accountOwners: [String: [String]]
     public let oldestFirstCustomers: Set<String>
     public let policy: ReconciliationPolicy
+    // Look-up indexes over the working set (keys never change; balances do, in `invoices`).
+    private let byStrict: [String: [String]]
+    private let byLoose: [String: [String]]
+    private let byCustomer: [String: [String]]
+    private let payoutsByWord: [String: [String]]
 
     /// - Precondition: `invoices` holds every invoice whose keys the credits' texts may name and
     ///   every open invoice of the account owners (the Store loads exactly these).
     public init(invoices: [InvoiceFact], payouts: [PayoutFact], accountOwners: [String: [String]], oldestFirstCustomers: Set<String>,
                 policy: ReconciliationPolicy, alreadySeen: Set<BankEntryIdentity> = []) {
         var byID: [String: InvoiceFact] = [:]
-        for invoice in invoices { byID[invoice.id] = invoice }
+        var byStrict: [String: [String]] = [:]
+        var byLoose: [String: [String]] = [:]
+        var byCustomer: [String: [String]] = [:]
+        for invoice in invoices where byID[invoice.id] == nil {
+            byID[invoice.id] = invoice
+            byStrict[invoice.numberStrict, default: []].append(invoice.id)
+            if let reference = invoice.referenceStrict, reference != invoice.numberStrict { byStrict[reference, default: []].append(invoice.id) }
+            byLoose[invoice.numberLoose, default: []].append(invoice.id)
+            byCustomer[invoice.customerID, default: []].append(invoice.id)
+        }
         self.invoices = byID
+        self.byStrict = byStrict
+        self.byLoose = byLoose
+        self.byCustomer = byCustomer
         var payoutsByKey: [String: PayoutFact] = [:]
-        for payout in payouts { payoutsByKey[Self.key(payout)] = payout }
+        var payoutsByWord: [String: [String]] = [:]
+        for payout in payouts {
+            let key = Self.key(payout)
+            if payoutsByKey[key] == nil { payoutsByWord[payout.payoutID.lowercasedASCII, default: []].append(key) }
+            payoutsByKey[key] = payout
+        }
         self.payouts = payoutsByKey
+        self.payoutsByWord = payoutsByWord
         self.accountOwners = accountOwners
         self.oldestFirstCustomers = oldestFirstCustomers
         self.policy = policy
@@ -140,23 +163,23 @@ public struct ReconciliationRun: Sendable {
 
     static func key(_ payout: PayoutFact) -> String { payout.payoutID + "\u{1F}" + payout.gross.currency.code }
 
-    /// The facts for one credit, from the working set.
+    /// The facts for one credit, from the working set (through the indexes).
     public func facts(for credit: BankCredit) -> ReconciliationFacts {
         let scan = credit.scan
-        let strict = Set(scan.strictKeys)
-        let loose = Set(scan.looseKeys)
+        var ids: Set<String> = []
+        for key in scan.strictKeys { ids.formUnion(byStrict[key] ?? []) }
+        for key in scan.looseKeys { ids.formUnion(byLoose[key] ?? []) }
         let owners = credit.debtorAccount.flatMap { accountOwners[$0] } ?? []
-        let ownerSet = Set(owners)
-        let relevant = invoices.values.filter { invoice in
-            strict.contains(invoice.numberStrict) || loose.contains(invoice.numberLoose)
-                || invoice.referenceStrict.map(strict.contains) == true || (ownerSet.contains(invoice.customerID) && invoice.isPayable)
+        for owner in owners {
+            for id in byCustomer[owner] ?? [] where invoices[id]?.isPayable == true { ids.insert(id) }
         }
-        let words = Set(scan.words)
-        let fitting = payouts.values.filter { payout in
-            words.contains(payout.payoutID.lowercasedASCII) || (payout.isPending && payout.gross.currency == credit.currency && payout.gross >= credit.amount)
-        }
-        return ReconciliationFacts(invoices: relevant, accountOwners: owners, oldestFirstCustomers: oldestFirstCustomers.intersection(ownerSet),
-                                   payouts: fitting)
+        var payoutKeys: Set<String> = []
+        for word in scan.words { payoutKeys.formUnion(payoutsByWord[word] ?? []) }
+        let fitting = payouts.filter { key, payout in
+            payoutKeys.contains(key) || (payout.isPending && payout.gross.currency == credit.currency && payout.gross >= credit.amount)
+        }.map(\.value)
+        return ReconciliationFacts(invoices: ids.compactMap { invoices[$0] }, accountOwners: owners,
+                                   oldestFirstCustomers: oldestFirstCustomers.intersection(owners), payouts: fitting)
     }
 
     /// Decides about one credit and takes its effects into the working set; nil when a booking

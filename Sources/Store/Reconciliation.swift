@@ -543,3 +543,9 @@ extension Store {
         return violations
     }
 }
+
+extension Store {
+    /// A `text[]` parameter (every element quoted and escaped), for callers outside the Store
+    /// that bulk-load rows through `unnest` (the reconciliation benchmark).
+    public static func textArrayParameter(_ values: [String]) -> PostgresValue { .text(textArray(values)) }
+}
