@@ -78,6 +78,8 @@ done
 say "daemon ready: $(grep -m1 'receivablesd ready' "$LOG")"
 
 "$PY" "$ROOT/scripts/demo/play.py" --seed "$SEED" --out "$DEMO_DIR" --quiet "$QUIET"
+# The bank's day against those invoices: camt.054 + camt.053, BAI2, MT940 (scripts/demo/bank.py).
+"$PY" "$ROOT/scripts/demo/bank.py" --out "$DEMO_DIR"
 
 echo
 echo "Verify (receivablesd verify)"

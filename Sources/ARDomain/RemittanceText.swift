@@ -157,7 +157,7 @@ public struct RemittanceScan: Hashable, Sendable {
         public let strict: String
         /// `MatchKey.loose` of the mention.
         public let loose: String
-        /// As written (runs joined by single spaces), for explanations.
+        /// As written in the text, for explanations.
         public let text: String
         public let source: TextSource
         /// Position of the first and last run in its text (runs counted from 0), so an amount
@@ -233,7 +233,6 @@ public struct RemittanceScan: Hashable, Sendable {
 
     private struct Run {
         var text: String          // upper-cased ASCII letters and digits
-        var original: String
         var chain: Int            // runs in one chain are joined by soft separators only
         var allDigits: Bool
         var excluded = false      // part of an IBAN, an RF reference, an amount or a date
@@ -282,7 +281,7 @@ public struct RemittanceScan: Hashable, Sendable {
             }
             if hardGap && !runs.isEmpty { chain += 1 }
             hardGap = false
-            runs.append(Run(text: String(upper), original: String(String.UnicodeScalarView(scalars[start..<index])), chain: chain, allDigits: allDigits))
+            runs.append(Run(text: String(upper), chain: chain, allDigits: allDigits))
             runStart.append(start)
             runEnd.append(index)
         }
@@ -348,16 +347,15 @@ public struct RemittanceScan: Hashable, Sendable {
         for first in runs.indices where !runs[first].excluded {
             var strict = ""
             var loose = ""
-            var written: [String] = []
             for last in first..<min(runs.count, first + Self.maximumRunsPerMention) {
                 guard runs[last].chain == runs[first].chain, !runs[last].excluded else { break }
                 strict += runs[last].text
                 loose += MatchKey.loose(runs[last].text)
-                written.append(runs[last].original)
                 guard Self.isMentionShaped(strict) else { continue }
                 guard mentions.count < Self.maximumMentions else { truncated = true; break }
                 guard known.insert(strict + "\u{1F}" + loose).inserted else { continue }
-                mentions.append(Mention(strict: strict, loose: loose, text: written.joined(separator: " "), source: source,
+                let asWritten = String(String.UnicodeScalarView(scalars[runStart[first]..<runEnd[last]]))
+                mentions.append(Mention(strict: strict, loose: loose, text: asWritten, source: source,
                                         firstRun: first, lastRun: last,
                                         wholeField: source != .remittance && strict == wholeStrict))
             }
