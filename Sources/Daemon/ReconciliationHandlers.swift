@@ -63,6 +63,7 @@ enum ReconciliationHandlers {
                 decision = decided
             }
             decision = try book(decision, record, context)
+            DaemonMetrics.reconciliation(outcome: decision.state.rawValue)  // counted when decided (a retried batch may count twice)
             fresh[index].take(decision)
             decisions.append(decisionRecord(decision, kind: "automatic", context))
             // Long statements: write events as we go rather than one giant insert at the end.
@@ -275,6 +276,7 @@ enum ReconciliationHandlers {
             decision = manual((amount - total).isPositive ? .partiallyMatched : .matched, customer: customer, allocations: allocations, rest: amount - total)
         }
         let booked = try book(decision, entry, context)
+        DaemonMetrics.reconciliation(outcome: booked.state.rawValue)
         entry.take(booked)
         try store.updateBankEntry(entry)
         try store.recordDecisions([decisionRecord(booked, kind: "manual", context)])
