@@ -52,6 +52,8 @@ enum ReconciliationHandlers {
         var run = ReconciliationRun(invoices: rows.invoices, payouts: rows.payouts, accountOwners: rows.accountOwners,
                                     oldestFirstCustomers: Set(rows.dunningPolicies.filter { settings.allowsOldestFirst(dunningPolicy: $0.value) }.keys),
                                     policy: settings.policy)
+        let positions = try store.customerPositions(rows.customers)
+        let bookings = BankBookings(invoices: rows.invoiceRecords, balances: positions.balances, credit: positions.credit)
         var decisions: [DecisionRecord] = []
         for index in fresh.indices where fresh[index].isCredit {
             let record = fresh[index]
@@ -62,13 +64,14 @@ enum ReconciliationHandlers {
                 guard let decided = run.reconcile(record.credit, identity: record.identity) else { continue }
                 decision = decided
             }
-            decision = try book(decision, record, context)
+            decision = try book(decision, record, context, bookings: bookings)
             DaemonMetrics.reconciliation(outcome: decision.state.rawValue)  // counted when decided (a retried batch may count twice)
             fresh[index].take(decision)
             decisions.append(decisionRecord(decision, kind: "automatic", context))
             // Long statements: write events as we go rather than one giant insert at the end.
             if decisions.count % 500 == 0 { try store.enqueue(context.events.drain()) }
         }
+        try bookings.save(store)
         try store.insertBankEntries(fresh)
         try store.recordDecisions(decisions)
         return .applied
@@ -148,13 +151,15 @@ enum ReconciliationHandlers {
         }
         var locked: Set<String> = []
         var rows = try load(lock: false)
-        for _ in 0..<4 {
-            let wanted = rows.customers.subtracting(locked)
-            if wanted.isEmpty { break }
-            try store.lockCustomerRows(wanted)
-            locked.formUnion(wanted)
-            rows = try load(lock: true)
-        }
+        var rounds = 0
+        repeat {
+            rounds += 1
+            try store.lockCustomerRows(rows.customers.subtracting(locked))
+            locked.formUnion(rows.customers)
+            rows = try load(lock: true)  // balances as they are under the locks; payouts locked
+        } while !rows.customers.isSubset(of: locked) && rounds < 4
+        // Still new customers after four rounds (invoices issued all the time): lock them too; the
+        // facts are complete for everyone locked, and a deadlock is retried by the pipeline.
         try store.lockCustomerRows(rows.customers.subtracting(locked))
         return rows
     }
@@ -171,7 +176,11 @@ enum ReconciliationHandlers {
     /// Books a decision: the customer's books (applications, credit, journal, events) or the
     /// payout's journal, then the reconciliation event. Returns the decision as booked (a payout
     /// found settled after all becomes a `duplicate` exception).
-    static func book(_ decision: ReconciliationDecision, _ record: BankEntryRecord, _ context: HandlerContext) throws -> ReconciliationDecision {
+    /// With `bookings` (a statement's many credits), the books are kept in memory and written
+    /// by `BankBookings.save` in a few statements; without (one manual resolution), through
+    /// loadBooks / saveBooks.
+    static func book(_ decision: ReconciliationDecision, _ record: BankEntryRecord, _ context: HandlerContext,
+                     bookings: BankBookings? = nil) throws -> ReconciliationDecision {
         let store = context.store
         let cause = context.cause + ["bank", record.entryID]
         switch decision.state {
@@ -187,8 +196,11 @@ enum ReconciliationHandlers {
                     return settled
                 }
                 let payments = try store.payoutPayments(payoutID: settlement.payoutID, currency: currency)
-                let posted = try store.postJournal(PayoutPosting.entries(entryID: record.entryID, received: record.amount, payments: payments), cause: cause)
+                let entries = PayoutPosting.entries(entryID: record.entryID, received: record.amount, payments: payments)
+                let posted = try bookings.map { $0.post(entries, cause: cause) } ?? store.postJournal(entries, cause: cause)
                 for (id, entry) in posted { context.events.ledgerEntryPosted(id: id, entry) }
+            } else if let customer = decision.customerID, let bookings {
+                try bookings.apply(decision, customer: customer, record: record, cause: cause, context)
             } else if let customer = decision.customerID {
                 var books = try store.loadBooks(customerID: customer, invoiceIDs: decision.allocations.map(\.invoiceID))
                 let result = try books.applyBankCredit(entryID: record.entryID, received: record.amount, allocations: decision.allocations)
@@ -359,6 +371,66 @@ enum ReconciliationHandlers {
             ("allocations", .array(allocations)), ("unapplied_amount", .money(result.unapplied)), ("customer_balance", .money(balance)),
             ("credit_balance", .money(credit)),
         ])
+    }
+}
+
+/// The books of one statement's credits, kept in memory while its decisions are made and
+/// written at the end in a few statements (`Store.saveBankBookings`) instead of some ten round
+/// trips per credit. The customers are locked and the invoices loaded under the locks, so the
+/// working copies are the books; every decision is booked with CustomerBooks as usual.
+final class BankBookings {
+    private var invoices: [String: Invoice]
+    private var balances: [String: [Currency: Money]]
+    private var credit: [String: [Currency: Money]]
+    private var changed: [String: Invoice] = [:]
+    private var applications: [(customerID: String, application: Application)] = []
+    private var lots: [(customerID: String, lot: CreditLot)] = []
+    private var journal: [(id: String, entry: JournalEntry)] = []
+
+    init(invoices: [String: Invoice], balances: [String: [Currency: Money]], credit: [String: [Currency: Money]]) {
+        self.invoices = invoices
+        self.balances = balances
+        self.credit = credit
+    }
+
+    /// Journal entries with the ids `Store.postJournal` would give them.
+    func post(_ entries: [JournalEntry], cause: [String]) -> [(id: String, entry: JournalEntry)] {
+        let posted = entries.enumerated().map { (StableID.make(cause + ["journal", String($0.offset)]), $0.element) }
+        journal += posted
+        return posted
+    }
+
+    /// Books one customer decision and emits its events (as `EventFactory.booksChanged` and
+    /// `payment.confirmed` would after loadBooks / saveBooks).
+    func apply(_ decision: ReconciliationDecision, customer: String, record: BankEntryRecord, cause: [String], _ context: HandlerContext) throws {
+        let currency = record.amount.currency
+        var books = CustomerBooks(customerID: customer, invoices: decision.allocations.map { allocation in
+            guard let invoice = invoices[allocation.invoiceID] else { preconditionFailure("invoice \(allocation.invoiceID) of a decision was not loaded") }
+            return invoice
+        }, lots: [], applications: [])
+        let result = try books.applyBankCredit(entryID: record.entryID, received: record.amount, allocations: decision.allocations)
+        for invoice in books.changedInvoices {
+            invoices[invoice.id] = invoice
+            changed[invoice.id] = invoice
+        }
+        applications += books.newApplications.map { (customer, $0) }
+        lots += books.newLots.map { (customer, $0) }
+        for (id, entry) in post(books.journal, cause: cause) { context.events.ledgerEntryPosted(id: id, entry) }
+        for change in books.statusChanges { context.events.invoiceStatusChanged(change) }
+        let settled = decision.allocations.reduce(Money.zero(currency)) { $0 + $1.settled }
+        let balance = (balances[customer]?[currency] ?? .zero(currency)) - settled
+        balances[customer, default: [:]][currency] = balance
+        var total = credit[customer]?[currency] ?? .zero(currency)
+        if result.unapplied.isPositive {
+            total += result.unapplied
+            credit[customer, default: [:]][currency] = total
+            context.events.creditBalanceChanged(customerID: customer, total)
+        }
+        ReconciliationHandlers.confirmed(record, customer: customer, result: result, balance: balance, credit: total, context)
+    }
+
+    func save(_ store: Store) throws {
+        try store.saveBankBookings(invoices: changed.keys.sorted().map { changed[$0]! }, applications: applications, lots: lots, journal: journal)
     }
 }
 

@@ -131,6 +131,8 @@ public struct DecisionRecord: Sendable {
 /// What the rules need about a set of credits, loaded through indexes only.
 public struct ReconciliationFactRows: Sendable {
     public var invoices: [InvoiceFact] = []
+    /// The same invoices as the domain's `Invoice` (for booking with CustomerBooks).
+    public var invoiceRecords: [String: Invoice] = [:]
     /// Account key → customers that registered it.
     public var accountOwners: [String: [String]] = [:]
     /// Customer → its dunning policy ("" when it has none), for the owners.
@@ -230,7 +232,11 @@ extension Store {
                 \(Store.invoiceColumns) FROM invoices
                 WHERE number_key = ANY($1::text[]) OR number_loose_key = ANY($2::text[]) OR reference_key = ANY($1::text[])
                 """, [.text(Store.textArray(strictKeys)), .text(Store.textArray(looseKeys))])
-            for row in rows.all { let invoice = InvoiceFact(Store.invoice(from: row)); invoices[invoice.id] = invoice }
+            for row in rows.all {
+                let invoice = Store.invoice(from: row)
+                invoices[invoice.id] = InvoiceFact(invoice)
+                facts.invoiceRecords[invoice.id] = invoice
+            }
         }
         if !accountKeys.isEmpty {
             let rows = try db.query("""
@@ -247,7 +253,11 @@ extension Store {
                 let open = try db.query("""
                     \(Store.invoiceColumns) FROM invoices WHERE customer_id = ANY($1::text[]) AND status IN ('open', 'partially_paid')
                     """, [.text(Store.textArray(owners))])
-                for row in open.all { let invoice = InvoiceFact(Store.invoice(from: row)); invoices[invoice.id] = invoice }
+                for row in open.all {
+                    let invoice = Store.invoice(from: row)
+                    invoices[invoice.id] = InvoiceFact(invoice)
+                    facts.invoiceRecords[invoice.id] = invoice
+                }
             }
         }
         facts.invoices = invoices.values.sorted { $0.id < $1.id }
@@ -279,6 +289,87 @@ extension Store {
         guard let currency = Currency(code: row.requiredString("currency")) else { preconditionFailure("payout currency unreadable") }
         return PayoutFact(payoutID: row.requiredString("payout_id"), gross: Money(minorUnits: row.requiredInt64("gross_minor"), currency: currency),
                           paymentCount: Int(row.requiredInt64("payment_count")), settledByEntry: row.string("settled_by_entry"))
+    }
+
+    // MARK: bulk booking of a statement
+
+    /// Per customer and currency: the balance of open invoices and the unapplied credit, for
+    /// the `payment.confirmed` and `credit_balance.changed` of many credits at once.
+    public func customerPositions(_ customerIDs: some Collection<String>) throws(PostgresError)
+        -> (balances: [String: [Currency: Money]], credit: [String: [Currency: Money]]) {
+        var balances: [String: [Currency: Money]] = [:]
+        var credit: [String: [Currency: Money]] = [:]
+        guard !customerIDs.isEmpty else { return (balances, credit) }
+        let ids = PostgresValue.text(Store.textArray(Array(Set(customerIDs)).sorted()))
+        for row in try db.query("""
+            SELECT customer_id, currency, sum(balance_minor)::bigint AS total FROM invoices
+            WHERE customer_id = ANY($1::text[]) AND status IN ('open', 'partially_paid') GROUP BY customer_id, currency
+            """, [ids]).all {
+            guard let currency = Currency(code: row.requiredString("currency")) else { continue }
+            balances[row.requiredString("customer_id"), default: [:]][currency] = Money(minorUnits: row.requiredInt64("total"), currency: currency)
+        }
+        for row in try db.query("""
+            SELECT customer_id, currency, sum(remaining_minor)::bigint AS total FROM credit_lots
+            WHERE customer_id = ANY($1::text[]) AND remaining_minor > 0 GROUP BY customer_id, currency
+            """, [ids]).all {
+            guard let currency = Currency(code: row.requiredString("currency")) else { continue }
+            credit[row.requiredString("customer_id"), default: [:]][currency] = Money(minorUnits: row.requiredInt64("total"), currency: currency)
+        }
+        return (balances, credit)
+    }
+
+    /// Writes what many bank credits did to the books in a few statements: the invoices'
+    /// new balances, the new applications and credit lots, the journal entries with their lines
+    /// (ids given, stable for the causing message).
+    public func saveBankBookings(invoices: [Invoice], applications: [(customerID: String, application: Application)],
+                                 lots: [(customerID: String, lot: CreditLot)], journal: [(id: String, entry: JournalEntry)]) throws(PostgresError) {
+        if !invoices.isEmpty {
+            try db.query("""
+                UPDATE invoices i SET balance_minor = u.balance, written_off_minor = u.written_off, status = u.status, updated_at = now()
+                FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS u(invoice_id, balance, written_off, status)
+                WHERE i.invoice_id = u.invoice_id
+                """, [.text(Store.textArray(invoices.map(\.id))), .text(Store.intArray(invoices.map(\.balance.minorUnits))),
+                      .text(Store.intArray(invoices.map(\.writtenOffAmount.minorUnits))), .text(Store.textArray(invoices.map(\.status.rawValue)))])
+        }
+        if !applications.isEmpty {
+            try db.query("""
+                INSERT INTO applications (invoice_id, customer_id, currency, origin_kind, origin_id, amount_minor, unwound_minor)
+                SELECT a.invoice_id, a.customer_id, a.currency, a.origin_kind, a.origin_id, a.amount, 0
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[]) WITH ORDINALITY
+                     AS a(invoice_id, customer_id, currency, origin_kind, origin_id, amount, position)
+                ORDER BY a.position
+                """, [.text(Store.textArray(applications.map(\.application.invoiceID))), .text(Store.textArray(applications.map(\.customerID))),
+                      .text(Store.textArray(applications.map(\.application.amount.currency.code))),
+                      .text(Store.textArray(applications.map(\.application.origin.kind.rawValue))),
+                      .text(Store.textArray(applications.map(\.application.origin.id))), .text(Store.intArray(applications.map(\.application.amount.minorUnits)))])
+        }
+        if !lots.isEmpty {
+            try db.query("""
+                INSERT INTO credit_lots (customer_id, currency, origin_kind, origin_id, original_minor, remaining_minor)
+                SELECT l.customer_id, l.currency, l.origin_kind, l.origin_id, l.original, l.remaining
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) WITH ORDINALITY
+                     AS l(customer_id, currency, origin_kind, origin_id, original, remaining, position)
+                ORDER BY l.position
+                """, [.text(Store.textArray(lots.map(\.customerID))), .text(Store.textArray(lots.map(\.lot.original.currency.code))),
+                      .text(Store.textArray(lots.map(\.lot.origin.kind.rawValue))), .text(Store.textArray(lots.map(\.lot.origin.id))),
+                      .text(Store.intArray(lots.map(\.lot.original.minorUnits))), .text(Store.intArray(lots.map(\.lot.remaining.minorUnits)))])
+        }
+        guard !journal.isEmpty else { return }
+        try db.query("""
+            INSERT INTO journal_entries (entry_id, kind, customer_id, currency, reference)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+            """, [.text(Store.textArray(journal.map(\.id))), .text(Store.textArray(journal.map(\.entry.kind.rawValue))),
+                  .text(Store.textArray(journal.map(\.entry.customerID))), .text(Store.textArray(journal.map(\.entry.currency.code))),
+                  .text(Store.textArray(journal.map(\.entry.reference)))])
+        let lines = journal.flatMap { posted in posted.entry.lines.enumerated().map { (posted.id, posted.entry.customerID, $0.offset + 1, $0.element) } }
+        try db.query("""
+            INSERT INTO journal_lines (entry_id, line_no, account, customer_id, invoice_id, debit_minor, credit_minor)
+            SELECT l.entry_id, l.no, l.account, l.customer_id, NULLIF(l.invoice, ''), l.debit, l.credit
+            FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[])
+                 AS l(entry_id, no, account, customer_id, invoice, debit, credit)
+            """, [.text(Store.textArray(lines.map(\.0))), .text(Store.intArray(lines.map { Int64($0.2) })), .text(Store.textArray(lines.map(\.3.account.rawValue))),
+                  .text(Store.textArray(lines.map(\.1))), .text(Store.textArray(lines.map { $0.3.invoiceID ?? "" })),
+                  .text(Store.intArray(lines.map(\.3.debit))), .text(Store.intArray(lines.map(\.3.credit)))])
     }
 
     // MARK: payouts
