@@ -111,3 +111,19 @@ extension BlackBoxTests {
         #expect(accounts.all.map { $0.requiredString("account_key") } == ["AB12CD", "DE89370400440532013000"].map(MatchKey.account))
     }
 }
+
+extension BlackBoxTests {
+    @Test("R4. a bank day in volume: a few hundred credits of mixed quality, camt.054 then camt.053 (twice); every outcome and amount as built, nothing applied twice")
+    func reconciliationInVolume() async throws {
+        try await harness.ready()
+        let result = try await harness.runScript("r3_bank_volume.py", timeout: .seconds(300))
+        expectClean(result, "scenario R3 (seed \(result.int("seed") ?? -1))")
+        let db = try harness.connect()
+        try expectInvoiceRows(result.array("invoices"), db)
+        let prefix = result.string("prefix") ?? "?"
+        #expect(try db.int("SELECT count(*) FROM bank_entries WHERE entry_id LIKE $1 || '%'", [.text(prefix)]) == Int64(result.int("credits") ?? -1))
+        #expect(try db.int("SELECT count(*) FROM reconciliation_decisions WHERE entry_id LIKE $1 || '%'", [.text(prefix)]) == Int64(result.int("credits") ?? -1),
+                "one decision per credit")
+        try await expectVerifyPasses()
+    }
+}
