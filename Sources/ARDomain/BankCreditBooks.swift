@@ -164,8 +164,9 @@ public struct ReconciliationRun: Sendable {
     static func key(_ payout: PayoutFact) -> String { payout.payoutID + "\u{1F}" + payout.gross.currency.code }
 
     /// The facts for one credit, from the working set (through the indexes).
-    public func facts(for credit: BankCredit) -> ReconciliationFacts {
-        let scan = credit.scan
+    public func facts(for credit: BankCredit) -> ReconciliationFacts { facts(for: credit, scan: credit.scan) }
+
+    func facts(for credit: BankCredit, scan: RemittanceScan) -> ReconciliationFacts {
         var ids: Set<String> = []
         for key in scan.strictKeys { ids.formUnion(byStrict[key] ?? []) }
         for key in scan.looseKeys { ids.formUnion(byLoose[key] ?? []) }
@@ -186,7 +187,8 @@ public struct ReconciliationRun: Sendable {
     /// with this identity was already reconciled (it is the same booking seen again).
     public mutating func reconcile(_ credit: BankCredit, identity: BankEntryIdentity) -> ReconciliationDecision? {
         guard seen.insert(identity).inserted else { return nil }
-        let decision = Reconciler.decide(credit, facts: facts(for: credit), policy: policy)
+        let scan = credit.scan
+        let decision = Reconciler.decide(credit, scan: scan, facts: facts(for: credit, scan: scan), policy: policy)
         record(decision)
         return decision
     }

@@ -17,7 +17,12 @@
 /// nothing is applied. A credit in another currency than every candidate is `currency_mismatch`.
 public enum Reconciler {
     public static func decide(_ credit: BankCredit, facts: ReconciliationFacts, policy: ReconciliationPolicy) -> ReconciliationDecision {
-        var evaluation = Evaluation(credit: credit, facts: facts, tolerance: policy.tolerance(credit.currency))
+        decide(credit, scan: credit.scan, facts: facts, policy: policy)
+    }
+
+    /// The same, with the credit's texts already scanned (`credit.scan`).
+    public static func decide(_ credit: BankCredit, scan: RemittanceScan, facts: ReconciliationFacts, policy: ReconciliationPolicy) -> ReconciliationDecision {
+        var evaluation = Evaluation(credit: credit, scan: scan, facts: facts, tolerance: policy.tolerance(credit.currency))
         return evaluation.decide()
     }
 
@@ -55,10 +60,10 @@ private struct Evaluation {
     /// The mentions that named an invoice (an amount written after one belongs to it).
     var namingMentions: [RemittanceScan.Mention] = []
 
-    init(credit: BankCredit, facts: ReconciliationFacts, tolerance: Tolerance) {
+    init(credit: BankCredit, scan: RemittanceScan, facts: ReconciliationFacts, tolerance: Tolerance) {
         self.credit = credit
         self.tolerance = tolerance
-        scan = credit.scan
+        self.scan = scan
         var byID: [String: InvoiceFact] = [:]
         for invoice in facts.invoices { byID[invoice.id] = invoice }
         invoices = byID.values.sorted { $0.id < $1.id }
