@@ -7,7 +7,10 @@
 MT940 is compared with PyPI mt-940 (signed amounts, value dates, bank references; reversal marks
 signed as SWIFT defines them, i.e. mt-940's reversal_sign option), BAI2 with PyPI bai2 (amounts,
 directions, bank references, texts of credit/debit details), camt with a plain ElementTree reading
-(entry count and signed sum per statement). Not used by `swift test`.
+(entry count and signed sum per statement). A file we refuse is run through the reference parser
+too: refusing what it reads with entries is a failure (exit 1), unless the refusal is deliberate
+(see docs/bank-formats.md, "Lenient and strict"). The last line tallies the verdicts. Not used
+by `swift test`.
 """
 import decimal
 import json
@@ -31,7 +34,23 @@ def signed(entry):
     return value if entry["credit_debit"] == "credit" else -value
 
 
-def check_mt940(entries, path):
+def reference_count(path, head):
+    """Entries the reference parser reads from a file we refused (None: it refuses it too)."""
+    try:
+        if head.startswith(b"<"):
+            return sum(1 for element in ET.parse(path).getroot().iter() if local(element.tag) == "Ntry")
+        if head.startswith(b"01,"):
+            from bai2 import bai2
+            with open(path) as handle:
+                parsed = bai2.parse_from_string(handle.read(), check_integrity=True)
+            return sum(1 for g in parsed.children for a in g.children for _ in a.children)
+        return len(mt940_transactions(path))
+    except Exception:  # noqa: BLE001 - any failure of the reference parser means "it refuses it too"
+        return None
+
+
+def mt940_transactions(path):
+    """The file through PyPI mt-940 (UTF-8, else Latin-1); raises what mt-940 raises."""
     import mt940
     transactions = mt940.models.Transactions(options=mt940.Options(reversal_sign=True))
     with open(path, "rb") as handle:
@@ -40,8 +59,13 @@ def check_mt940(entries, path):
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         text = data.decode("latin-1")
+    transactions.parse(text)
+    return transactions
+
+
+def check_mt940(entries, path):
     try:
-        transactions.parse(text)
+        transactions = mt940_transactions(path)
     except Exception as error:  # the reference parser refusing a file is a result worth reporting
         return [f"mt-940 failed: {str(error).splitlines()[0][:120]}"]
     theirs = [(t.data["amount"].amount, str(t.data["date"]), t.data.get("bank_reference")) for t in transactions]
@@ -58,8 +82,11 @@ def check_mt940(entries, path):
 
 def check_bai2(entries, path):
     from bai2 import bai2
-    with open(path) as handle:
-        parsed = bai2.parse_from_string(handle.read(), check_integrity=True)
+    try:
+        with open(path) as handle:
+            parsed = bai2.parse_from_string(handle.read(), check_integrity=True)
+    except Exception as error:  # the reference parser refusing a file is a result worth reporting
+        return [f"bai2 failed: {str(error).splitlines()[0][:120]}"]
     theirs = []
     for group in parsed.children:
         for account in group.children:
@@ -105,14 +132,19 @@ def main():
         EXTRA.append(arguments.pop(0))
     binary, paths = arguments[0], arguments[1:]
     failures = 0
+    tally = {"agree": 0, "differ": 0, "reference fails, we read": 0, "refused, reference reads entries": 0,
+             "refused, reference reads none or fails": 0}
     for path in paths:
         entries, error = ours(binary, path)
-        if entries is None:
-            print(f"REFUSED  {path}: {error}")
-            failures += 1
-            continue
         with open(path, "rb") as handle:
             head = handle.read(4096).lstrip()
+        if entries is None:
+            count = reference_count(path, head)
+            kind = "refused, reference reads entries" if count else "refused, reference reads none or fails"
+            tally[kind] += 1
+            print(f"REFUSED  {path}: {error} [reference: {'fails' if count is None else f'{count} entries'}]")
+            failures += bool(count)
+            continue
         if head.startswith(b"<"):
             problems = check_camt(entries, path)
         elif head.startswith(b"01,"):
@@ -123,7 +155,12 @@ def main():
         print(f"{status} {path}: {len(entries)} entries")
         for problem in problems[:10]:
             print("    " + problem)
-        failures += bool(problems)
+        if problems and all(p.startswith(("mt-940 failed", "bai2 failed")) for p in problems):
+            tally["reference fails, we read"] += 1
+        else:
+            tally["differ" if problems else "agree"] += 1
+            failures += bool(problems)
+    print("summary: " + ", ".join(f"{value} {key}" for key, value in tally.items()))
     sys.exit(1 if failures else 0)
 
 

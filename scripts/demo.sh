@@ -57,6 +57,9 @@ trap 'stop_daemon' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# The documented dunning policies (the dunning part of the demo uses its two policies).
+export RECEIVABLESD_POLICIES_FILE="${RECEIVABLESD_POLICIES_FILE:-$ROOT/config/dunning-policies.yaml}"
+
 say "migrate"
 "$BIN" migrate
 
@@ -78,6 +81,8 @@ done
 say "daemon ready: $(grep -m1 'receivablesd ready' "$LOG")"
 
 "$PY" "$ROOT/scripts/demo/play.py" --seed "$SEED" --out "$DEMO_DIR" --quiet "$QUIET"
+"$PY" "$ROOT/scripts/demo/dunning.py" --seed "$SEED"    # 90 days of dunning, ticked with --now
+"$PY" "$ROOT/scripts/demo/labels_and_bank_files.py"  # issue 14: gateway labels, bank files as banks write them
 # The bank's day against those invoices: camt.054 + camt.053, BAI2, MT940 (scripts/demo/bank.py).
 "$PY" "$ROOT/scripts/demo/bank.py" --out "$DEMO_DIR"
 

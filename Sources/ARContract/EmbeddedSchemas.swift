@@ -126,15 +126,50 @@ public enum EmbeddedSchemas {
                     "$ref": "common.json#/$defs/business_date"
                   },
                   "days_overdue": {
-                    "type": "integer"
+                    "type": "integer",
+                    "description": "Days past the due date in the customer's time zone (0 when not yet due)."
                   },
                   "dunning_level": {
                     "type": "integer",
                     "minimum": 0,
-                    "description": "Dunning steps sent for this invoice so far (0 = none)."
+                    "description": "Level of the highest dunning step sent for this invoice (1 = the policy's first step; 0 = none sent)."
                   },
                   "pending_payment": {
                     "type": "boolean"
+                  },
+                  "disputed": {
+                    "type": "boolean",
+                    "description": "An open dispute pauses the invoice's dunning."
+                  },
+                  "promise_to_pay": {
+                    "description": "The latest promise to pay naming the invoice, or null.",
+                    "anyOf": [
+                      {
+                        "type": "null"
+                      },
+                      {
+                        "type": "object",
+                        "required": [
+                          "promised_date",
+                          "paused_until",
+                          "active"
+                        ],
+                        "additionalProperties": false,
+                        "properties": {
+                          "promised_date": {
+                            "$ref": "common.json#/$defs/business_date"
+                          },
+                          "paused_until": {
+                            "$ref": "common.json#/$defs/business_date",
+                            "description": "promised_date plus the policy's grace days: dunning is paused through this date."
+                          },
+                          "active": {
+                            "type": "boolean",
+                            "description": "True while the customer's date is on or before paused_until."
+                          }
+                        }
+                      }
+                    ]
                   }
                 },
                 "allOf": [
@@ -1448,20 +1483,18 @@ public enum EmbeddedSchemas {
       "pattern": "^(?:(?!0000)[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)-02-29)[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:\\.[0-9]{1,9})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])(?![\\s\\S])",
       "format": "date-time"
     },
-    "payment_method": {
+    "label": {
+      "description": "A descriptive label from an open vocabulary (SPEC section 2): payment method, card brand, reversal reason, dispute outcome. 1 to 64 characters; no control characters and no invisible formatting characters (soft hyphen, zero-width and bidirectional controls, BOM), so a label reads the same in a log, a UI and a ledger export. Never a closed list: known labels are normalised by the daemon, unknown ones are kept exactly as sent. See docs/contract.md, \"Strict or open\".",
       "type": "string",
-      "enum": [
-        "card",
-        "debit_card",
-        "ach",
-        "sepa_debit",
-        "wallet",
-        "bank_transfer",
-        "wire",
-        "check",
-        "cash",
-        "other"
-      ]
+      "minLength": 1,
+      "maxLength": 64,
+      "not": {
+        "pattern": "[\\x00-\\x1f\\x7f-\\x9f\\u00ad\\u061c\\u180e\\u200b-\\u200f\\u2028-\\u202e\\u2060-\\u206f\\ufeff\\ufff9-\\ufffb]"
+      }
+    },
+    "payment_method": {
+      "description": "How a payment was made, as the gateway calls it (card, ach_debit, us_bank_account, paypal, link, klarna, giropay, ideal, apple_pay, sepa_debit, ...): an open label.",
+      "$ref": "#/$defs/label"
     },
     "card": {
       "description": "What may be said about a card: a gateway token, the brand and the last four digits. Never a card number, expiry or CVV.",
@@ -1477,18 +1510,8 @@ public enum EmbeddedSchemas {
           "$ref": "common.json#/$defs/identifier"
         },
         "brand": {
-          "type": "string",
-          "enum": [
-            "visa",
-            "mastercard",
-            "amex",
-            "discover",
-            "jcb",
-            "diners",
-            "unionpay",
-            "maestro",
-            "other"
-          ]
+          "description": "The card scheme as the gateway writes it (visa, mastercard, amex, cartes_bancaires, eftpos_au, ...): an open label.",
+          "$ref": "#/$defs/label"
         },
         "last4": {
           "type": "string",
@@ -1850,13 +1873,8 @@ public enum EmbeddedSchemas {
           "$ref": "common.json#/$defs/identifier"
         },
         "outcome": {
-          "type": "string",
-          "enum": [
-            "customer_won",
-            "merchant_won",
-            "withdrawn",
-            "resolved"
-          ]
+          "description": "How the dispute ended (customer_won, merchant_won, withdrawn, resolved, won, lost, ...): an open label; dunning resumes whatever it says.",
+          "$ref": "common.json#/$defs/label"
         }
       }
     }
@@ -1867,7 +1885,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "dunning.escalated",
-  "description": "Outbound (ar.events). The last dunning step passed (collections, credit hold).",
+  "description": "Outbound (ar.events). The policy's escalation step fell due (collections, credit hold): one per customer, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -1939,6 +1957,27 @@ public enum EmbeddedSchemas {
         },
         "currency": {
           "$ref": "common.json#/$defs/currency"
+        },
+        "level": {
+          "type": "integer",
+          "minimum": 0,
+          "maximum": 100,
+          "description": "Position of the escalation step in the customer's policy."
+        },
+        "channel": {
+          "allOf": [
+            {
+              "$ref": "common.json#/$defs/identifier"
+            }
+          ],
+          "maxLength": 32
+        },
+        "template": {
+          "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) of the escalation."
         }
       },
       "allOf": [
@@ -2500,7 +2539,23 @@ public enum EmbeddedSchemas {
           "$ref": "common.json#/$defs/currency"
         },
         "method": {
-          "$ref": "common.json#/$defs/payment_method"
+          "$ref": "common.json#/$defs/payment_method",
+          "description": "The method exactly as the gateway sent it (an open label)."
+        },
+        "method_family": {
+          "description": "The normalised family of `method`, present when the daemon knows the label. Produced by the daemon, so a closed list: a new family is a contract change.",
+          "type": "string",
+          "enum": [
+            "card",
+            "debit_card",
+            "bank_debit",
+            "bank_transfer",
+            "wallet",
+            "cash",
+            "check",
+            "buy_now_pay_later",
+            "other"
+          ]
         },
         "allocations": {
           "type": "array",
@@ -2915,13 +2970,8 @@ public enum EmbeddedSchemas {
           "$ref": "common.json#/$defs/positive_amount"
         },
         "reason": {
-          "type": "string",
-          "enum": [
-            "chargeback",
-            "ach_return",
-            "sepa_return",
-            "other"
-          ]
+          "description": "Why the money came back (chargeback, ach_return, R01, MD06, fraudulent, ...): an open label.",
+          "$ref": "common.json#/$defs/label"
         },
         "currency": {
           "$ref": "common.json#/$defs/currency"
@@ -3554,7 +3604,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "reminder.due",
-  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, day and step.",
+  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, step, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -3587,7 +3637,8 @@ public enum EmbeddedSchemas {
         "level": {
           "type": "integer",
           "minimum": 0,
-          "maximum": 100
+          "maximum": 100,
+          "description": "Position of the step in the customer's policy (1 = first step)."
         },
         "invoices": {
           "type": "array",
@@ -3645,6 +3696,10 @@ public enum EmbeddedSchemas {
         },
         "template": {
           "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) the reminder is for: one reminder per customer, step, currency and local date."
         }
       },
       "allOf": [
@@ -3660,7 +3715,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "reminder.final_notice",
-  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, day and step.",
+  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, step, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -3693,7 +3748,8 @@ public enum EmbeddedSchemas {
         "level": {
           "type": "integer",
           "minimum": 0,
-          "maximum": 100
+          "maximum": 100,
+          "description": "Position of the step in the customer's policy (1 = first step)."
         },
         "invoices": {
           "type": "array",
@@ -3751,6 +3807,10 @@ public enum EmbeddedSchemas {
         },
         "template": {
           "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) the reminder is for: one reminder per customer, step, currency and local date."
         }
       },
       "allOf": [
@@ -3766,7 +3826,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "reminder.overdue",
-  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, day and step.",
+  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, step, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -3799,7 +3859,8 @@ public enum EmbeddedSchemas {
         "level": {
           "type": "integer",
           "minimum": 0,
-          "maximum": 100
+          "maximum": 100,
+          "description": "Position of the step in the customer's policy (1 = first step)."
         },
         "invoices": {
           "type": "array",
@@ -3857,6 +3918,10 @@ public enum EmbeddedSchemas {
         },
         "template": {
           "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) the reminder is for: one reminder per customer, step, currency and local date."
         }
       },
       "allOf": [
@@ -3872,7 +3937,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "reminder.upcoming",
-  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, day and step.",
+  "description": "Outbound (ar.events). A dunning step fell due: one reminder per customer, step, currency and local day (docs/dunning.md).",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -3905,7 +3970,8 @@ public enum EmbeddedSchemas {
         "level": {
           "type": "integer",
           "minimum": 0,
-          "maximum": 100
+          "maximum": 100,
+          "description": "Position of the step in the customer's policy (1 = first step)."
         },
         "invoices": {
           "type": "array",
@@ -3963,6 +4029,10 @@ public enum EmbeddedSchemas {
         },
         "template": {
           "$ref": "common.json#/$defs/identifier"
+        },
+        "local_date": {
+          "$ref": "common.json#/$defs/business_date",
+          "description": "The customer's calendar date (its time zone) the reminder is for: one reminder per customer, step, currency and local date."
         }
       },
       "allOf": [

@@ -89,26 +89,12 @@ public struct DecimalAmount: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-public enum PaymentMethod: String, Sendable, Hashable, CaseIterable {
-    case card, debitCard = "debit_card", ach, sepaDebit = "sepa_debit", wallet
-    case bankTransfer = "bank_transfer", wire, check, cash, other
-}
-
-public enum ReversalReason: String, Sendable, Hashable, CaseIterable {
-    case chargeback, achReturn = "ach_return", sepaReturn = "sepa_return", other
-}
-
-public enum DisputeOutcome: String, Sendable, Hashable, CaseIterable {
-    case customerWon = "customer_won", merchantWon = "merchant_won", withdrawn, resolved
-}
-
 public enum BankStatementFormat: String, Sendable, Hashable, CaseIterable {
     case camt053 = "camt.053", camt054 = "camt.054", bai2, mt940
 }
 
-public enum CardBrand: String, Sendable, Hashable, CaseIterable {
-    case visa, mastercard, amex, discover, jcb, diners, unionpay, maestro, other
-}
+// `PaymentMethod`, `ReversalReason`, `DisputeOutcome` and `CardBrand` are open labels: Labels.swift.
+// `BankStatementFormat` stays closed: it decides how the file's money is read (SPEC section 2).
 
 /// What may be said about a card: never its number.
 public struct CardSummary: Sendable, Hashable {

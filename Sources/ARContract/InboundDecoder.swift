@@ -262,6 +262,11 @@ enum TypedReader {
             return value
         }
 
+        /// An open label (`common.json#/$defs/label`): kept as sent, never refused for its value.
+        func label<Label: OpenLabel>(_ key: String, as type: Label.Type) throws(Rejection) -> Label {
+            Label(rawValue: try string(key))
+        }
+
         func strings(_ key: String) throws(Rejection) -> [String] {
             guard let value = object[key] else { return [] }
             guard case .array(let elements) = value else { throw bug(at(key), "is not an array") }
@@ -365,26 +370,26 @@ enum TypedReader {
             var card: CardSummary?
             if data.object["card"] != nil {
                 let fields = try Fields(data.object["card"], path: data.at("card"))
-                card = CardSummary(token: try fields.string("token"), brand: try fields.enumeration("brand", as: CardBrand.self),
+                card = CardSummary(token: try fields.string("token"), brand: try fields.label("brand", as: CardBrand.self),
                                    last4: try fields.string("last4"))
             }
             return .paymentSucceeded(PaymentSucceeded(
                 paymentID: try data.string("payment_id"), customerID: try data.string("customer_id"),
-                amount: try data.money("amount", currency: currency), method: try data.enumeration("method", as: PaymentMethod.self),
+                amount: try data.money("amount", currency: currency), method: try data.label("method", as: PaymentMethod.self),
                 receivedAt: try data.instant("received_at"), allocations: try data.allocations("allocations", currency: currency),
                 gatewayReference: try data.optionalString("gateway_reference"), payoutID: try data.optionalString("payout_id"), card: card))
         case "payment.pending":
             let currency = try data.currency("currency")
             return .paymentPending(PaymentPending(
                 paymentID: try data.string("payment_id"), customerID: try data.string("customer_id"),
-                amount: try data.money("amount", currency: currency), method: try data.enumeration("method", as: PaymentMethod.self),
+                amount: try data.money("amount", currency: currency), method: try data.label("method", as: PaymentMethod.self),
                 initiatedAt: try data.instant("initiated_at"), invoiceIDs: try data.strings("invoice_ids"),
                 expectedSettlementDate: try data.optionalDate("expected_settlement_date")))
         case "payment.failed":
             let currency = try data.currency("currency")
             return .paymentFailed(PaymentFailed(
                 paymentID: try data.string("payment_id"), customerID: try data.string("customer_id"),
-                amount: try data.money("amount", currency: currency), method: try data.enumeration("method", as: PaymentMethod.self),
+                amount: try data.money("amount", currency: currency), method: try data.label("method", as: PaymentMethod.self),
                 failureCode: try data.string("failure_code"), retryable: try data.bool("retryable"),
                 invoiceIDs: try data.strings("invoice_ids"), attempt: try data.optionalInteger("attempt")))
         case "payment.refunded":
@@ -398,7 +403,7 @@ enum TypedReader {
             if let currency { _ = try data.money("amount", currency: currency) }
             return .paymentReversed(PaymentReversed(
                 paymentID: try data.string("payment_id"), amount: DecimalAmount(try data.string("amount")),
-                reason: try data.enumeration("reason", as: ReversalReason.self), currency: currency,
+                reason: try data.label("reason", as: ReversalReason.self), currency: currency,
                 reversalID: try data.optionalString("reversal_id")))
         case "bank.credit.received":
             let currency = try data.currency("currency")
@@ -415,7 +420,7 @@ enum TypedReader {
                                                 reason: try data.string("reason")))
         case "dispute.resolved":
             return .disputeResolved(DisputeResolved(disputeID: try data.string("dispute_id"), invoiceID: try data.string("invoice_id"),
-                                                    outcome: try data.enumeration("outcome", as: DisputeOutcome.self)))
+                                                    outcome: try data.label("outcome", as: DisputeOutcome.self)))
         case "promise_to_pay.recorded":
             var amount: Money?
             if let currency = try data.optionalCurrency("currency") { amount = try data.money("amount", currency: currency) }

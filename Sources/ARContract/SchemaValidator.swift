@@ -196,7 +196,7 @@ struct CompiledPattern: @unchecked Sendable {
         return nil
     }
 
-    /// A character class body made only of ASCII letters/digits, `\xHH` escapes and `a-b`
+    /// A character class body made only of ASCII letters/digits, `\xHH` and `\uHHHH` escapes and `a-b`
     /// ranges (no negation, no other escapes); nil otherwise.
     static func parseClass(_ body: Substring) -> [ClosedRange<UInt32>]? {
         var points: [UInt32] = []
@@ -205,11 +205,13 @@ struct CompiledPattern: @unchecked Sendable {
         while let scalar = scalars.first {
             scalars = scalars.dropFirst()
             if scalar == "\\" {
-                guard scalars.count >= 3, scalars.first == "x",
-                      let value = UInt32(String(String.UnicodeScalarView(scalars.dropFirst().prefix(2))), radix: 16) else { return nil }
+                // `\xHH` or `\uHHHH` (both mean the same code point in ICU and Python re).
+                let width = scalars.first == "x" ? 2 : scalars.first == "u" ? 4 : 0
+                guard width > 0, scalars.count >= width + 1,
+                      let value = UInt32(String(String.UnicodeScalarView(scalars.dropFirst().prefix(width))), radix: 16) else { return nil }
                 points.append(value)
                 isRangeMarker.append(false)
-                scalars = scalars.dropFirst(3)
+                scalars = scalars.dropFirst(width + 1)
             } else if scalar == "-", !points.isEmpty, !scalars.isEmpty {
                 points.append(0)
                 isRangeMarker.append(true)

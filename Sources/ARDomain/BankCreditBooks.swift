@@ -208,3 +208,20 @@ public struct ReconciliationRun: Sendable {
         }
     }
 }
+
+extension EventIdentity {
+    /// Money of one bank entry applied to its customer (an entry is settled once).
+    public static func bankCreditConfirmed(entryID: String) -> String {
+        StableID.make(["payment.confirmed", "bank_entry", entryID])
+    }
+
+    /// A bank entry matched (automatically or by a resolution; an entry is settled once).
+    public static func reconciliationMatched(entryID: String) -> String {
+        StableID.make(["reconciliation.matched", entryID])
+    }
+
+    /// A bank entry's automatic decision was an exception (it is decided automatically once).
+    public static func reconciliationException(entryID: String) -> String {
+        StableID.make(["reconciliation.exception", entryID])
+    }
+}

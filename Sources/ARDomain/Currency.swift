@@ -12,6 +12,23 @@ public struct Currency: Hashable, Sendable, Comparable, CustomStringConvertible 
         self.minorUnitDigits = digits
     }
 
+    /// A currency of ISO 4217 list one, or (with `includingHistorical`) a withdrawn one of list three
+    /// with its historical minor unit. Only bank statement parsing asks for historical codes: archives
+    /// and old test files are written in DEM, FRF, NLG, ... The books never hold such money:
+    /// everything the daemon books comes through `init?(code:)`, whose list equals `common.json`'s.
+    public init?(code: String, includingHistorical: Bool) {
+        if let active = Currency(code: code) {
+            self = active
+            return
+        }
+        guard includingHistorical, let digits = Currency.historicalMinorUnitDigitsByCode[code] else { return nil }
+        self.code = code
+        self.minorUnitDigits = digits
+    }
+
+    /// A withdrawn ISO 4217 code (list three): readable in a bank file, never bookable.
+    public var isHistorical: Bool { Currency.minorUnitDigitsByCode[code] == nil }
+
     public var description: String { code }
     public static func < (a: Currency, b: Currency) -> Bool { a.code < b.code }
 
@@ -40,6 +57,27 @@ public struct Currency: Hashable, Sendable, Comparable, CustomStringConvertible 
             """
         for (codes, digits) in [(zero, 0), (two, 2), (three, 3), (four, 4)] {
             for code in codes.split(separator: " ") { table[String(code)] = digits }
+        }
+        return table
+    }()
+
+    /// Withdrawn ISO 4217 codes (list three, "historic denominations") with the minor unit they had
+    /// while they were current: the euro's legacy currencies (ITL, ESP, BEF, LUF, GRD, PTE had none;
+    /// DEM, FRF, NLG, ATS, FIM, IEP had two), later euro joiners, their pegged microstate currencies,
+    /// and other codes common in old statements. XEU (the ECU) had no minor unit in ISO 4217; ECU
+    /// accounts and statements were kept in hundredths, so it is read with two.
+    public static let historicalMinorUnitDigitsByCode: [String: Int] = {
+        var table: [String: Int] = [:]
+        let zero = "ADP BEF BYB BYR ESP GRD ITL LUF MGF PTE SML TPE TRL VAL"
+        let two = """
+            ADF ATS AZM BGL CSD CSK CYP DDM DEM EEK FIM FRF GHC HRK IEP LTL LVL MCF MRO MTL MZM NLG PLZ ROL RUR SDD SIT \
+            SKK SRG STD SUR TMM VEB VEF XEU YUM ZMK ZWD
+            """
+        for (codes, digits) in [(zero, 0), (two, 2)] {
+            for code in codes.split(separator: " ") {
+                precondition(minorUnitDigitsByCode[String(code)] == nil, "\(code) is current, not historical")
+                table[String(code)] = digits
+            }
         }
         return table
     }()

@@ -64,11 +64,15 @@ public struct BooksRejection: Error, Equatable, Sendable {
     public static func foreignReference(_ detail: String) -> BooksRejection { BooksRejection("foreign_reference", detail) }
 }
 
-/// An invoice whose status moved during one decision (`from` is nil for a new invoice).
+/// An invoice whose status moved during one decision (`from` is nil for a new invoice): one fact.
+/// `sequence` numbers the invoice's committed transitions (1 = the first, its issue), so
+/// (invoice id, sequence) names this transition whichever message caused it and however often that
+/// message is re-applied after a rollback (`EventIdentity.invoiceStatusChanged`).
 public struct InvoiceStatusChange: Hashable, Sendable {
     public let invoice: Invoice
     public let from: InvoiceStatus?
     public var to: InvoiceStatus { invoice.status }
+    public var sequence: Int64 { invoice.statusSequence }
 }
 
 /// The slice of one customer's books that a decision needs, loaded by the Store, changed by the
@@ -121,11 +125,11 @@ public struct CustomerBooks: Sendable {
 
     public func credit(in currency: Currency) -> Money { credit[currency] ?? .zero(currency) }
 
-    /// Invoices whose status differs from when the books were loaded, new ones included.
+    /// Invoices whose status differs from when the books were loaded, new ones included: the net
+    /// transition of this decision per invoice, numbered by the invoice's transition sequence.
     public var statusChanges: [InvoiceStatusChange] {
-        invoices.values
+        changedInvoices
             .filter { invoicesAsLoaded[$0.id]?.status != $0.status }
-            .sorted { $0.id < $1.id }
             .map { InvoiceStatusChange(invoice: $0, from: invoicesAsLoaded[$0.id]?.status) }
     }
 
@@ -140,9 +144,17 @@ public struct CustomerBooks: Sendable {
         }
     }
 
-    /// Invoices that were changed or created (for the Store to write back).
+    /// Invoices that were changed or created (for the Store to write back), by id. An invoice whose
+    /// status differs from the loaded one has its `statusSequence` advanced by exactly one: however
+    /// many times the status moved inside this decision, the decision commits one transition.
     public var changedInvoices: [Invoice] {
-        invoices.values.filter { invoicesAsLoaded[$0.id] != $0 }.sorted { $0.id < $1.id }
+        invoices.values.filter { invoicesAsLoaded[$0.id] != $0 }.sorted { $0.id < $1.id }.map { invoice in
+            let loaded = invoicesAsLoaded[invoice.id]
+            guard loaded?.status != invoice.status else { return invoice }
+            var advanced = invoice
+            advanced.statusSequence = (loaded?.statusSequence ?? 0) + 1
+            return advanced
+        }
     }
 
     static func creditTotals(_ lots: [CreditLot]) -> [Currency: Money] {

@@ -49,10 +49,19 @@ public struct DunningPolicy: Sendable, Hashable {
         if steps.contains(where: { $0.channel.isEmpty || $0.template.isEmpty }) {
             problems.append("policy \(name): every step needs a channel and a template")
         }
+        // They travel in reminder events: the contract's identifier bounds (schemas/reminder.*.json).
+        func printable(_ text: String, _ limit: Int) -> Bool {
+            text.unicodeScalars.count <= limit && !text.unicodeScalars.contains { $0.value < 0x20 || (0x7f...0x9f).contains($0.value) }
+        }
+        if let bad = steps.first(where: { !printable($0.channel, 32) || !printable($0.template, 128) }) {
+            problems.append("policy \(name): step \(bad.offsetDays): channel (at most 32) and template (at most 128) must be printable text")
+        }
         if !(0...365).contains(graceDays) { problems.append("policy \(name): grace_days \(graceDays) is outside 0...365") }
         if retryDelaysDays.contains(where: { !(1...365).contains($0) }) {
             problems.append("policy \(name): retry delays must be 1...365 days")
         }
+        if retryDelaysDays.count > 20 { problems.append("policy \(name): at most 20 retry delays (\(retryDelaysDays.count) given)") }
+        if steps.count > 50 { problems.append("policy \(name): at most 50 steps (\(steps.count) given)") }
         if minimumBalance.contains(where: { $0.value.isNegative || $0.key != $0.value.currency }) {
             problems.append("policy \(name): minimum balances must be positive amounts of their currency")
         }

@@ -41,6 +41,10 @@ public struct Invoice: Hashable, Sendable {
     public var applied: Money { status == .voided ? .zero(currency) : amount - balance - writtenOffAmount }
     /// The balance closed by a write-off (kept so `applied` stays right after it).
     public private(set) var writtenOffAmount: Money
+    /// How many status transitions of this invoice have been committed (0 before it is first stored).
+    /// Advanced exactly once per decision that changes the status (`CustomerBooks.changedInvoices`),
+    /// stored with the invoice, and the identity of each `invoice.status_changed` (`EventIdentity`).
+    public internal(set) var statusSequence: Int64 = 0
 
     public init(id: String, customerID: String, number: String, amount: Money, issueDate: BusinessDate, dueDate: BusinessDate, paymentReference: String? = nil) {
         precondition(!amount.isNegative)
@@ -58,7 +62,8 @@ public struct Invoice: Hashable, Sendable {
 
     /// Restores a stored invoice exactly as it was persisted.
     public init(id: String, customerID: String, number: String, amount: Money, balance: Money, status: InvoiceStatus,
-                issueDate: BusinessDate, dueDate: BusinessDate, paymentReference: String?, writtenOffAmount: Money) {
+                issueDate: BusinessDate, dueDate: BusinessDate, paymentReference: String?, writtenOffAmount: Money,
+                statusSequence: Int64 = 0) {
         self.id = id
         self.customerID = customerID
         self.number = number
@@ -69,6 +74,7 @@ public struct Invoice: Hashable, Sendable {
         self.dueDate = dueDate
         self.paymentReference = paymentReference
         self.writtenOffAmount = writtenOffAmount
+        self.statusSequence = statusSequence
     }
 
     /// Applies money; the caller never applies more than the balance.

@@ -152,7 +152,7 @@ final class BAI2Parser: BankChunkParser {
             groupDate = field(3).isEmpty ? nil : BankDateParsing.yymmdd(field(3))
             if !field(3).isEmpty, groupDate == nil { throw error(position, "invalid as-of date") }
             if let code = text(5) {
-                guard let currency = Currency(code: code) else { throw error(position, "unknown currency \(code)") }
+                guard let currency = BankCurrency.named(code) else { throw error(position, "unknown currency \(code)") }
                 groupCurrency = currency
             } else {
                 groupCurrency = Currency(code: "USD")
@@ -166,7 +166,7 @@ final class BAI2Parser: BankChunkParser {
             guard let number = text(0) else { throw error(position, "account number is empty") }
             var currency = groupCurrency ?? Currency(code: "USD")!
             if let code = text(1) {
-                guard let accountCurrency = Currency(code: code) else { throw error(position, "unknown currency \(code)") }
+                guard let accountCurrency = BankCurrency.named(code) else { throw error(position, "unknown currency \(code)") }
                 currency = accountCurrency
             }
             var current = AccountInProgress(number: number, currency: currency)
@@ -214,6 +214,11 @@ final class BAI2Parser: BankChunkParser {
                 index + 2 < fields.count
                 ? BankTextDecoding.trimmedOrNil(BankTextDecoding.decode(Array(fields[(index + 2)...].joined(separator: [UInt8(ascii: ",")]))))
                 : nil
+            if Self.direction(ofTypeCode: typeCode) == nil, minorUnits != 0 {
+                // A 16 with a status or information code (001–099, 890, 900–919) has no direction:
+                // with money on it, an entry would vanish into the control total.
+                throw error(position, "transaction detail with type code \(Self.typeCodeText(typeCode)), which is not a credit or debit code, carries an amount: the entry would be lost")
+            }
             if let direction = Self.direction(ofTypeCode: typeCode) {
                 current.entryCount += 1
                 let amount = Money(minorUnits: minorUnits, currency: current.currency)
@@ -340,8 +345,8 @@ final class BAI2Parser: BankChunkParser {
 
     /// BAI2 type-code ranges: 100–399 credits, 400–699 debits, loan codes 700–759 credits and
     /// 760–799 debits, customised 900–919 status, 920–959 credits, 960–999 debits. Status codes
-    /// (001–099) and non-monetary information (890) are not entries (their amounts still count in the
-    /// control totals).
+    /// (001–099) and non-monetary information (890) are not entries: in an 03 summary their amounts
+    /// still count in the control totals; in a 16 detail they must carry no amount.
     static func direction(ofTypeCode code: Int) -> CreditDebit? {
         switch code {
         case 100...399, 700...759, 920...959: .credit

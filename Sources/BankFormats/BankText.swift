@@ -181,3 +181,11 @@ enum BankDateParsing {
         return value
     }
 }
+
+/// Currency codes in bank files: ISO 4217's current codes and its withdrawn ones (list three) with
+/// their historical minor units, because archives and old test files are written in DEM, FRF,
+/// NLG, ITL, ... Parsing such a file is reading, not booking: an entry in a historical currency
+/// says `currency.isHistorical`, and the books (which only know current codes) never take it.
+enum BankCurrency {
+    static func named(_ code: String) -> Currency? { Currency(code: code, includingHistorical: true) }
+}

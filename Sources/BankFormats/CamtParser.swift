@@ -198,6 +198,12 @@ final class CamtState {
         self.sink = sink
     }
 
+    /// The children of `Stmt` (camt.053) and `Ntfctn` (camt.054) in every message version .001.02–.001.13.
+    static let statementChildren: Set<String> = [
+        "Id", "StmtPgntn", "NtfctnPgntn", "ElctrncSeqNb", "RptgSeq", "LglSeqNb", "CreDtTm", "FrToDt", "CpyDplctInd", "RptgSrc",
+        "Acct", "RltdAcct", "Intrst", "Bal", "TxsSummry", "Ntry", "AddtlStmtInf", "AddtlNtfctnInf",
+    ]
+
     static func from(_ context: UnsafeMutableRawPointer?) -> CamtState {
         let parserContext = context!.assumingMemoryBound(to: xmlParserCtxt.self)
         return Unmanaged<CamtState>.fromOpaque(parserContext.pointee._private!).takeUnretainedValue()
@@ -255,6 +261,14 @@ final class CamtState {
             fail("elements nested deeper than \(limits.maximumXMLDepth)")
             return
         }
+        if statement != nil, entry == nil, balance == nil, ancestor(1) == .Stmt || ancestor(1) == .Ntfctn {
+            let name = String(cString: localName)
+            guard CamtState.statementChildren.contains(name) else {
+                // A misspelt or foreign element where Ntry elements stand could carry an entry we would skip.
+                fail("unknown element \(name.prefix(40)) in the statement (camt.053/054 have none such): an entry could be lost in it")
+                return
+            }
+        }
         switch tag {
         case .BkToCstmrStmt, .BkToCstmrDbtCdtNtfctn:
             guard tags.count <= 2 else { break }
@@ -273,10 +287,21 @@ final class CamtState {
             identity.statementBegan()
         case .Bal where statement != nil && entry == nil:
             balance = BalanceInProgress()
-        case .Ntry where statement != nil:
+        case .Ntry:
+            // An entry anywhere but directly in a statement would be skipped without a word, or would
+            // overwrite the entry around it: refuse the file instead.
+            guard statement != nil, entry == nil, ancestor(1) == .Stmt || ancestor(1) == .Ntfctn else {
+                fail(entry != nil ? "Ntry inside another Ntry: one of the two entries would be lost"
+                                  : "Ntry outside a statement (Stmt/Ntfctn directly under the message root): the entry would be lost")
+                return
+            }
             entryIndex += 1
             entry = EntryInProgress(line: line)
-        case .TxDtls where entry != nil:
+        case .TxDtls:
+            guard entry != nil, transaction == nil, ancestor(1) == .NtryDtls else {
+                fail(transaction != nil ? "TxDtls inside another TxDtls: a transaction would be lost" : "TxDtls outside Ntry/NtryDtls: the transaction would be lost")
+                return
+            }
             guard (entry?.transactions.count ?? 0) < limits.maximumTransactionsPerEntry else {
                 fail("more than \(limits.maximumTransactionsPerEntry) transactions in one entry")
                 return
@@ -370,7 +395,7 @@ final class CamtState {
         case .Id where ancestor(1) == .Othr && ancestor(2) == .Id && ancestor(3) == .Acct:
             if statement?.account == nil { statement?.account = value }
         case .Ccy where ancestor(1) == .Acct:
-            guard let currency = Currency(code: value) else { return fail("unknown currency \(value)") }
+            guard let currency = BankCurrency.named(value) else { return fail("unknown currency \(value)") }
             statement?.currency = currency
         default: break
         }
@@ -395,9 +420,12 @@ final class CamtState {
         case .NtryRef: entry?.entryReference = value
         case .AcctSvcrRef where ancestor(1) == .Ntry: entry?.servicerReference = value
         case .Amt where ancestor(1) == .Ntry:
+            guard entry?.amountText == nil else { return fail("Ntry has a second Amt: which amount was booked is not clear") }
             entry?.amountText = value
             entry?.currencyCode = amountCurrencyCode
-        case .CdtDbtInd where ancestor(1) == .Ntry: entry?.creditDebit = value
+        case .CdtDbtInd where ancestor(1) == .Ntry:
+            guard entry?.creditDebit == nil else { return fail("Ntry has a second CdtDbtInd: the direction of the money is not clear") }
+            entry?.creditDebit = value
         case .RvslInd: entry?.reversal = value == "true" || value == "1"
         case .Sts where ancestor(1) == .Ntry && !value.isEmpty: entry?.status = value
         case .Cd where ancestor(1) == .Sts: entry?.status = value
@@ -455,7 +483,7 @@ final class CamtState {
     private func parseMoney(_ text: String?, _ code: String?, _ what: String) -> Money? {
         guard let text else { fail("\(what) has no amount"); return nil }
         guard let code else { fail("\(what) has no Ccy attribute"); return nil }
-        guard let currency = Currency(code: code) else { fail("\(what): unknown currency \(code)"); return nil }
+        guard let currency = BankCurrency.named(code) else { fail("\(what): unknown currency \(code)"); return nil }
         do {
             let minorUnits = try BankAmount.parseDecimal(text.utf8, separator: UInt8(ascii: "."), currency: currency)
             return Money(minorUnits: minorUnits, currency: currency)
@@ -477,8 +505,11 @@ final class CamtState {
     private func completeBalance() {
         guard let current = balance else { return }
         balance = nil
+        // Some banks omit CdtDbtInd on a balance that is zero or in credit (camt amounts carry no sign):
+        // read as credit. A debit balance misread this way is caught by the balance check (opening +
+        // booked entries = closing) whenever the statement has both balances.
         guard let amount = parseMoney(current.amountText, current.currencyCode, "balance"),
-            let direction = parseDirection(current.creditDebit, "balance")
+            let direction = current.creditDebit == nil ? .credit : parseDirection(current.creditDebit, "balance")
         else { return }
         let signed = BankBalance(amount: direction == .credit ? amount : -amount, date: current.date)
         switch current.code {

@@ -22,6 +22,23 @@ final class MT940Parser: BankChunkParser {
     /// A `:61:` waiting for the `:86:` that may follow it.
     private var pendingEntry: (entry: BankEntry, customerReference: String?, line: Int)?
     private var sawAnyTag = false
+    /// The start line of a statement that ended (`-`) without a closing balance: acceptable only as
+    /// the last statement of the file (see `completeStatement`).
+    private var unclosedStatementLine: Int?
+    /// A lone `-` met inside an `:86:` of the transaction block: a message end or wrapped text,
+    /// which the next line tells.
+    private var pendingDash: Int?
+
+    /// Where in a statement the parser is. Entries live only in the transaction block, from the
+    /// opening balance (MT942: the first `:61:`) to the closing balance (MT942: `:90D:`/`:90C:`).
+    private enum Phase {
+        /// `:20:` … `:60F:`: identification, account, sequence (MT942 also `:34F:`, `:13D:`).
+        case header
+        /// `:61:`/`:86:` pairs: nothing else may stand here, or an entry could be hidden in it.
+        case entries
+        /// `:62F:`/`:62M:`, `:64:`, `:65:`, a closing `:86:`; MT942 `:90D:`/`:90C:`.
+        case trailer
+    }
 
     private struct StatementInProgress {
         var statementID: String?
@@ -37,6 +54,7 @@ final class MT940Parser: BankChunkParser {
         var debitMinorUnits: Int64 = 0
         var entryCount = 0
         var startLine: Int
+        var phase = Phase.header
     }
 
     init(limits: BankParseLimits, sink: BankEventSink) {
@@ -51,7 +69,12 @@ final class MT940Parser: BankChunkParser {
 
     func finish() throws(BankFormatError) {
         try splitter.finish { (line, number) throws(BankFormatError) in try self.handleLine(line, number) }
-        try endMessage(line: splitter.lineNumber)
+        if let dash = pendingDash {
+            pendingDash = nil
+            try endMessage(line: dash)
+        }
+        try flushField()
+        try completeStatement(line: splitter.lineNumber, ending: .endOfFile)
         guard sawAnyTag else { throw error(.file, "no MT940 fields found") }
     }
 
@@ -72,12 +95,27 @@ final class MT940Parser: BankChunkParser {
                 return  // "{5:{CHK:…}}" trailers and other blocks carry no statement data
             }
         }
+        if let dash = pendingDash {
+            pendingDash = nil
+            if !line.isEmpty, tagOf(line) == nil, line.first != UInt8(ascii: "{"), line.first != UInt8(ascii: "-") {
+                // "-" inside the transaction block, then more text: a wrapped :86: line ("MARF/MND" +
+                // "-" + "EV01…", ING), not the end of the message, which cannot come before the closing balance.
+                fieldLines.append([UInt8(ascii: "-")])
+                fieldBytes += 1
+            } else {
+                try endMessage(line: dash)
+            }
+        }
         if line.first == UInt8(ascii: "-"), line.count == 1 || line[line.startIndex + 1] == UInt8(ascii: "}") {
+            if line.count == 1, statement?.phase == .entries, fieldTag == "86" {
+                pendingDash = number  // decided by the next line
+                return
+            }
             try endMessage(line: number)
             return
         }
         if line.isEmpty { return }
-        if let (tag, valueStart) = tagOf(line) {
+        if let (tag, valueStart) = tagOf(line), !isWrappedText(tag: tag, value: line[valueStart...]) {
             try flushField()
             fieldTag = tag
             fieldLine = number
@@ -94,12 +132,79 @@ final class MT940Parser: BankChunkParser {
         guard fieldBytes <= limits.maximumFieldBytes else {
             throw error(.line(number), "field :\(fieldTag ?? ""): longer than \(limits.maximumFieldBytes) bytes")
         }
+        // Anywhere in a statement (a field's continuation lines are text or nothing), a line shaped like
+        // an entry or a broken tag would take an entry with it into the field before it.
+        if statement != nil, let shape = (tagOf(line) == nil ? MT940Parser.lostEntryShape(line) : MT940Parser.statementLineShape(line)) {
+            throw error(.line(number), "\(shape) (continuing :\(fieldTag ?? ""): of line \(fieldLine)): an entry would be lost")
+        }
         fieldLines.append(line)
+    }
+
+    /// A continuation line that would silently swallow an entry if read as text: a field tag with
+    /// a typo (`:6l:`, `: 61:`, `:61 :`), a known tag missing its colon (`61:`), or a statement line
+    /// whose `:61:` tag is missing. Free text in `:86:` never looks like these.
+    static func lostEntryShape(_ line: ArraySlice<UInt8>) -> String? {
+        let start = line.startIndex
+        if line.first == UInt8(ascii: ":"),
+            let close = line[(start + 1)..<min(line.endIndex, start + 6)].firstIndex(of: UInt8(ascii: ":")), close >= start + 2,
+            line[(start + 1)..<close].allSatisfy({ isDigit($0) || isUpperLetter($0) || isLowerLetter($0) || $0 == 0x20 })
+        {
+            return "'\(String(decoding: line[start...close], as: UTF8.self))' looks like a field tag but is not one"
+        }
+        for tag in MT940Parser.tagsWithoutColon where line.starts(with: tag) {
+            return "'\(String(decoding: tag, as: UTF8.self))' is a field tag without its leading ':'"
+        }
+        return statementLineShape(line)
+    }
+
+    private static let tagsWithoutColon: [[UInt8]] = ["61:", "86:", "60F:", "60M:", "62F:", "62M:"].map { Array($0.utf8) }
+
+    /// `YYMMDD [MMDD] C|D|RC|RD|EC|ED [funds code] amount,decimals type…`: the value of a `:61:`.
+    /// Runs on every continuation line, so it reads the slice in place and gives up at the first misfit.
+    static func statementLineShape(_ line: ArraySlice<UInt8>) -> String? {
+        var index = line.startIndex
+        let end = line.endIndex
+        func digits(_ count: Int) -> Bool {
+            guard index + count <= end, line[index..<(index + count)].allSatisfy(isDigit) else { return false }
+            index += count
+            return true
+        }
+        guard digits(6) else { return nil }
+        _ = digits(4)
+        if index < end, line[index] == UInt8(ascii: "R") || line[index] == UInt8(ascii: "E") { index += 1 }
+        guard index < end, line[index] == UInt8(ascii: "C") || line[index] == UInt8(ascii: "D") else { return nil }
+        index += 1
+        if index < end, isUpperLetter(line[index]) { index += 1 }
+        let amountStart = index
+        while index < end, isDigit(line[index]) { index += 1 }
+        guard index > amountStart, index < end, line[index] == UInt8(ascii: ",") else { return nil }
+        index += 1
+        while index < end, isDigit(line[index]) { index += 1 }
+        guard index + 4 <= end, isUpperLetter(line[index]) else { return nil }
+        return "a statement line without its :61: tag"
+    }
+
+    /// The tags of MT940 and MT942 (and the `:NS:` field some German banks add).
+    static let vocabulary: Set<String> = [
+        "13", "13D", "20", "21", "25", "25P", "28", "28C", "34F", "60F", "60M", "61", "62F", "62M", "64", "65", "86", "90C", "90D", "NS",
+    ]
+
+    /// A line of wrapped `:86:`/`:61:` text that happens to start with something tag-shaped, such as
+    /// the rest of a time cut at a line end (`…T13` + `:12:11`). Only a tag MT940 does not have can be
+    /// that, and only when its value is not an entry: `:6X:2303150315C100,00NTRF…` is an entry whose tag
+    /// was mistyped, which the field check refuses (line named) rather than bury in text.
+    private func isWrappedText(tag: String, value: ArraySlice<UInt8>) -> Bool {
+        guard !MT940Parser.vocabulary.contains(tag), statement?.phase == .entries,
+            let open = fieldTag, open == "86" || open == "61" || open == "NS"
+        else { return false }
+        return MT940Parser.statementLineShape(value) == nil
     }
 
     /// `:NN:` or `:NNa:` at the start of a line: the tag and where its value begins.
     private func tagOf(_ line: ArraySlice<UInt8>) -> (String, Int)? {
         let start = line.startIndex
+        // `:NS:` "non-SWIFT" information field (German banks): numbered sub-fields, no entry.
+        if line.starts(with: Array(":NS:".utf8)) { return ("NS", start + 4) }
         guard line.count >= 4, line[start] == UInt8(ascii: ":"), isDigit(line[start + 1]), isDigit(line[start + 2]) else {
             return nil
         }
@@ -122,7 +227,7 @@ final class MT940Parser: BankChunkParser {
 
     private func endMessage(line: Int) throws(BankFormatError) {
         try flushField()
-        try completeStatement(line: line)
+        try completeStatement(line: line, ending: .messageEnd)
     }
 
     // MARK: Fields
@@ -130,9 +235,18 @@ final class MT940Parser: BankChunkParser {
     private func handleField(tag: String, lines: [ArraySlice<UInt8>], line: Int) throws(BankFormatError) {
         let firstLine = lines.first ?? []
         let text = { BankTextDecoding.decode(firstLine).trimmingBlanks() }
+        if statement?.phase == .entries, !MT940Parser.allowedInTransactionBlock.contains(tag) {
+            // Only :61: and :86: belong between the opening and the closing balance. Whatever else
+            // stands there (a typo for :61:, a bank's own tag) could hide an entry: refuse the file.
+            throw error(.line(line), ":\(tag): is not allowed inside the transaction block (only :61: and :86: are); an entry could be lost")
+        }
+        if !MT940Parser.vocabulary.contains(tag), statement != nil, MT940Parser.statementLineShape(firstLine) != nil {
+            // Outside the block too: an unknown tag whose value is an entry is a :61: with a typo.
+            throw error(.line(line), ":\(tag): is not an MT940 tag, and its value is a statement line: an entry would be lost")
+        }
         switch tag {
         case "20":
-            try completeStatement(line: line)
+            try completeStatement(line: line, ending: .nextStatement)
             statement = StatementInProgress(startLine: line)
             statement?.statementID = text().isEmpty ? nil : text()
             identity.statementBegan()
@@ -144,30 +258,39 @@ final class MT940Parser: BankChunkParser {
             statement?.sequence = text()
         case "60F", "60M":
             let balance = try parseBalance(firstLine, line: line, tag: tag)
-            try requireStatement(tag, line)
+            let current = try requireStatement(tag, line)
+            guard current.phase == .header else { throw error(.line(line), ":\(tag): a second opening balance in one statement (a :20: missing?)") }
             statement?.opening = balance
             statement?.currency = balance.amount.currency
+            statement?.phase = .entries
         case "34F":
             // MT942 floor limit "EURD0," or "EUR0,": the statement currency.
             let currencyCode = BankTextDecoding.decode(firstLine.prefix(3))
-            guard let currency = Currency(code: currencyCode) else {
+            guard let currency = BankCurrency.named(currencyCode) else {
                 throw error(.line(line), ":34F: unknown currency \(currencyCode)")
             }
             if try requireStatement(tag, line).currency == nil { statement?.currency = currency }
+            if statement?.opening == nil { statement?.phase = .entries }  // MT942: its entries follow (after :13D:)
         case "61":
             try flushPendingEntry()
+            if statement?.phase == .trailer {
+                throw error(.line(line), ":61: after the statement's closing balance: the entry is outside the balanced block")
+            }
             try parseStatementLine(lines, line: line)
+            statement?.phase = .entries  // MT942 has no opening balance: its block starts here
         case "86":
             if pendingEntry != nil {
                 applyInformation(lines)
                 try flushPendingEntry()
             }
             // an :86: after :62: is information for the account owner, not about an entry
+        case "NS":
+            break  // non-SWIFT sub-fields (bank's own booking texts); the entry is its :61: and :86:
         case "62F", "62M":
             try flushPendingEntry()
-            let balance = try parseBalance(firstLine, line: line, tag: tag)
             guard var current = statement else { throw error(.line(line), ":\(tag): before :20:") }
             guard let opening = current.opening else { throw error(.line(line), ":\(tag): without :60F: or :60M:") }
+            let balance = try parseBalance(firstLine, line: line, tag: tag, statementCurrency: opening.amount.currency)
             guard balance.amount.currency == opening.amount.currency else {
                 throw error(.line(line), ":\(tag): currency \(balance.amount.currency) differs from the opening balance's \(opening.amount.currency)")
             }
@@ -179,13 +302,27 @@ final class MT940Parser: BankChunkParser {
                     "closing balance \(balance.amount) does not equal opening balance \(opening.amount) plus entries (\(computed))")
             }
             current.closing = balance
+            current.phase = .trailer
             statement = current
+        case "64", "65":
+            try flushPendingEntry()
+            if statement?.phase == .entries { statement?.phase = .trailer }
         case "90D", "90C":
             try checkMT942Totals(firstLine, tag: tag, line: line)
+            if statement != nil { statement?.phase = .trailer }
         default:
-            break  // :21:, :13D:, :64:, :65:, bank-specific tags: nothing a receivables ledger needs
+            // :21:, :13:, :13D:, and tags MT940 does not have, outside the transaction block: no entry
+            // can stand there (an unknown tag inside it was refused above).
+            break
         }
     }
+
+    /// What may stand in the transaction block: entries and their information, the next statement, the
+    /// tags that close the block (closing and later balances, MT942 totals), MT942's header tags before
+    /// its first entry, and an opening balance (refused below with its own message when it is a second one).
+    static let allowedInTransactionBlock: Set<String> = [
+        "61", "86", "NS", "20", "62F", "62M", "64", "65", "90D", "90C", "13D", "34F", "60F", "60M",
+    ]
 
     @discardableResult
     private func requireStatement(_ tag: String, _ line: Int) throws(BankFormatError) -> StatementInProgress {
@@ -193,8 +330,15 @@ final class MT940Parser: BankChunkParser {
         return statement
     }
 
-    private func completeStatement(line: Int) throws(BankFormatError) {
+    /// How a statement ended: by a message end `-`, by the next statement's `:20:`, by the end of the file.
+    private enum StatementEnding { case messageEnd, nextStatement, endOfFile }
+
+    private func completeStatement(line: Int, ending: StatementEnding) throws(BankFormatError) {
         try flushPendingEntry()
+        if ending == .nextStatement, let unclosed = unclosedStatementLine {
+            // The statement before this one ended without its closing balance and was not the last.
+            throw error(.line(unclosed), "statement without :62F:/:62M: closing balance, followed by another statement (line \(line)): it may have been cut short")
+        }
         guard let current = statement else { return }
         statement = nil
         guard let account = current.account else { throw error(.line(current.startLine), "statement without :25: account") }
@@ -202,7 +346,18 @@ final class MT940Parser: BankChunkParser {
             throw error(.line(current.startLine), "statement without :60F:/:60M: opening balance (or MT942 :34F:)")
         }
         if current.opening != nil, current.closing == nil {
-            throw error(.line(line), "statement without :62F:/:62M: closing balance")
+            // Exports of an account "so far" end their last statement without :62F:; the entries are
+            // all there, but nothing shows that none is missing (a file cut short looks the same).
+            // So: refused where balances are verified (the daemon, --balance-check error), read where
+            // they are not (bank parse's default, which says so); between two statements always
+            // refused, since the first was cut short (reported when the next :20: arrives).
+            if ending == .nextStatement {
+                throw error(.line(current.startLine), "statement without :62F:/:62M: closing balance, followed by another statement (line \(line)): it may have been cut short")
+            }
+            if limits.verifiesBalances {
+                throw error(.line(current.startLine), "statement without :62F:/:62M: closing balance: its entries cannot be checked against the bank's total")
+            }
+            if ending == .messageEnd { unclosedStatementLine = current.startLine }
         }
         sink.statementCompleted(
             BankStatement(
@@ -212,17 +367,29 @@ final class MT940Parser: BankChunkParser {
     }
 
     /// `C230101EUR1234,56` (also `:62F:`): mark, date, currency, amount.
-    private func parseBalance(_ value: ArraySlice<UInt8>, line: Int, tag: String) throws(BankFormatError) -> BankBalance {
+    /// A closing balance may leave out its currency (`:62M:C020315105000,00`, seen from German banks)
+    /// when `statementCurrency` is known: the amount then starts after the date, and the balance check
+    /// confirms the reading.
+    private func parseBalance(_ value: ArraySlice<UInt8>, line: Int, tag: String, statementCurrency: Currency? = nil) throws(BankFormatError) -> BankBalance {
         let bytes = Array(value)
-        guard bytes.count >= 11, bytes[0] == UInt8(ascii: "C") || bytes[0] == UInt8(ascii: "D") else {
+        guard bytes.count >= 8, bytes[0] == UInt8(ascii: "C") || bytes[0] == UInt8(ascii: "D") else {
             throw error(.line(line), ":\(tag): balance must start with C or D, a date and a currency")
         }
         guard let date = BankDateParsing.yymmdd(bytes[1..<7]) else { throw error(.line(line), ":\(tag): invalid date") }
-        let code = String(decoding: bytes[7..<10], as: UTF8.self)
-        guard let currency = Currency(code: code) else { throw error(.line(line), ":\(tag): unknown currency \(code)") }
+        let currency: Currency
+        var amountStart = 10
+        if let statementCurrency, bytes[7...].allSatisfy({ isDigit($0) || $0 == UInt8(ascii: ",") }) {
+            currency = statementCurrency
+            amountStart = 7
+        } else {
+            guard bytes.count >= 11 else { throw error(.line(line), ":\(tag): balance must start with C or D, a date and a currency") }
+            let code = String(decoding: bytes[7..<10], as: UTF8.self)
+            guard let named = BankCurrency.named(code) else { throw error(.line(line), ":\(tag): unknown currency \(code)") }
+            currency = named
+        }
         let minorUnits: Int64
         do {
-            minorUnits = try BankAmount.parseDecimal(bytes[10...], separator: UInt8(ascii: ","), currency: currency)
+            minorUnits = try BankAmount.parseDecimal(bytes[amountStart...], separator: UInt8(ascii: ","), currency: currency)
         } catch {
             throw self.error(.line(line), ":\(tag): \(error.message)")
         }
@@ -577,6 +744,7 @@ struct MT940Information {
 
 private func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
 private func isUpperLetter(_ byte: UInt8) -> Bool { byte >= 0x41 && byte <= 0x5A }
+private func isLowerLetter(_ byte: UInt8) -> Bool { byte >= 0x61 && byte <= 0x7A }
 
 /// Index of the first occurrence of `needle` in `haystack`.
 func find(_ needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {

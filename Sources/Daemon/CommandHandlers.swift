@@ -69,14 +69,11 @@ enum CommandHandlers {
 
     private static func notYetSupported(_ command: InboundCommand) -> String? {
         switch command {
-        case .disputeOpened: return "dispute.opened"
-        case .disputeResolved: return "dispute.resolved"
-        case .promiseToPayRecorded: return "promise_to_pay.recorded"
         case .statementRequested: return "statement.requested"
         case .paymentHistoryRequested: return "payment_history.requested"
         case .customerUpserted, .invoiceIssued, .invoiceAdjusted, .invoiceVoided, .invoiceWrittenOff, .creditNoteIssued,
              .paymentSucceeded, .paymentPending, .paymentFailed, .paymentRefunded, .paymentReversed, .accountSummaryRequested,
-             .bankCreditReceived, .bankStatementReceived, .reconciliationResolved:
+             .disputeOpened, .disputeResolved, .promiseToPayRecorded, .bankCreditReceived, .bankStatementReceived, .reconciliationResolved:
             return nil
         }
     }
@@ -104,7 +101,10 @@ enum CommandHandlers {
         case .creditNoteIssued(let command): return try creditNoteIssued(command, context)
         case .paymentSucceeded(let command): return try PaymentHandlers.succeeded(command, context)
         case .paymentPending(let command): return try PaymentHandlers.pending(command, context)
-        case .paymentFailed(let command): return try PaymentHandlers.failed(command, context)
+        case .paymentFailed(let command): return try DunningHandlers.paymentFailed(command, context)
+        case .disputeOpened(let command): return try DunningHandlers.disputeOpened(command, context)
+        case .disputeResolved(let command): return try DunningHandlers.disputeResolved(command, context)
+        case .promiseToPayRecorded(let command): return try DunningHandlers.promiseToPayRecorded(command, context)
         case .paymentRefunded(let command):
             return try PaymentHandlers.takeBack(paymentID: command.paymentID, takebackID: command.refundID, kind: .refund,
                                                 amount: command.amount, currency: command.currency, reason: command.reason, context)
@@ -116,7 +116,7 @@ enum CommandHandlers {
         case .bankCreditReceived(let command): return try ReconciliationHandlers.creditReceived(command, context)
         case .bankStatementReceived(let command): return try ReconciliationHandlers.statementReceived(command, context)
         case .reconciliationResolved(let command): return try ReconciliationHandlers.resolved(command, context)
-        case .disputeOpened, .disputeResolved, .promiseToPayRecorded, .statementRequested, .paymentHistoryRequested, .accountSummaryRequested:
+        case .statementRequested, .paymentHistoryRequested, .accountSummaryRequested:
             preconditionFailure("\(context.envelope.type) is routed before apply")
         }
     }
@@ -126,6 +126,7 @@ enum CommandHandlers {
     private static func customerUpserted(_ command: CustomerUpserted, _ context: HandlerContext) throws -> Disposition {
         try context.store.upsertCustomer(CustomerRecord(id: command.customerID, name: command.name, email: command.email, locale: command.locale,
                                                        timeZone: command.timeZone, dunningPolicy: command.dunningPolicy, bankAccounts: command.bankAccounts))
+        try DunningHandlers.checkTimeZone(command, context)
         try releaseHeld(waitingKind: "customer", waitingID: command.customerID, context)
         return .applied
     }
@@ -221,8 +222,8 @@ enum CommandHandlers {
         let store = context.store
         var data: [(String, JSONValue)]
         if let summary = try store.accountSummary(customerID: request.customerID) {
-            let today = try store.currentDate()
-            data = SummaryRendering.render(summary, today: today, asOf: context.events.time)
+            let graceDays = context.pipeline.policies.policies.policy(named: summary.dunningPolicy).graceDays
+            data = SummaryRendering.render(summary, today: summary.today, graceDays: graceDays, asOf: context.events.time)
         } else {
             data = [("customer_id", .string(request.customerID)),
                     ("error", .object(JSONObject([("code", .string("unknown_customer")),

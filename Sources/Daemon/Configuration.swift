@@ -76,6 +76,18 @@ public struct DaemonConfiguration: Sendable {
     public var policiesFile: String?
     /// Reconciliation tolerances and oldest-first policies (reloadable).
     public var reconciliation = ReconciliationSettings.builtIn
+    /// Seconds between the daemon's own dunning passes; 0 disables them (`dunning tick` still works).
+    public var dunningIntervalSeconds = 60
+    /// `payment.failed` codes never retried (lower case; compared case-insensitively).
+    public var hardDeclineCodes: Set<String> = DaemonConfiguration.standardHardDeclineCodes
+
+    /// Card declines that no retry can fix, and ACH (Rxx) / SEPA (ACxx, MDxx) returns that mean
+    /// the account or the mandate is gone (config/receivablesd.yaml lists them).
+    public static let standardHardDeclineCodes: Set<String> = [
+        "stolen_card", "lost_card", "pickup_card", "fraudulent", "restricted_card", "card_not_supported", "invalid_account",
+        "account_closed", "no_account", "authorization_revoked", "r02", "r03", "r04", "r07", "r08", "r10", "r16", "r20", "r29",
+        "ac04", "ac06", "md01", "md07",
+    ]
 
     public init(database: PostgresConfiguration, broker: AMQPConfiguration) {
         self.database = database

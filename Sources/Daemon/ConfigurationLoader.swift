@@ -44,7 +44,7 @@ public enum ConfigurationLoader {
         "inbound_exchange", "events_exchange", "dead_letter_exchange", "work_queue", "dead_letter_queue", "work_queue_type",
         "delivery_limit", "consumers", "prefetch", "batch_size", "max_body_bytes", "max_json_depth", "hold_seconds",
         "housekeeping_seconds", "event_source", "log_level", "http.host", "http.port", "policies_file", "publishers",
-        "reply_queue_prefixes",
+        "reply_queue_prefixes", "dunning_interval_seconds", "hard_decline_codes",
     ]
 
     public static func load(_ sources: ConfigurationSources = ConfigurationSources()) async throws(ConfigurationError) -> DaemonConfiguration {
@@ -241,6 +241,14 @@ private struct Settings {
                 problems.append("reply_queue_prefixes: list non-empty queue name prefixes (e.g. amq.gen-, portal.)")
             } else {
                 configuration.replyQueuePrefixes = prefixes
+            }
+        }
+        configuration.dunningIntervalSeconds = int("dunning_interval_seconds", 60, 0...86_400)
+        if let codes = reader.stringArray(forKey: "hard_decline_codes") {
+            if codes.contains(where: { $0.trimmed.isEmpty || $0.utf8.count > 64 }) {
+                problems.append("hard_decline_codes: list failure codes of 1 to 64 characters")
+            } else {
+                configuration.hardDeclineCodes = Set(codes.map { PaymentRetrySchedule.normalised($0) })
             }
         }
         if let publishers = publishersFromFile { configuration.publishers = PublisherPolicy(allowed: publishers) }

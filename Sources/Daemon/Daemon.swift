@@ -66,7 +66,8 @@ public final class Daemon: Sendable {
         do { decoder = try InboundDecoder() } catch {
             preconditionFailure("the embedded JSON Schemas do not compile: \(error)")  // a build defect, caught by tests
         }
-        let pipeline = MessagePipeline(configuration: configuration, logger: logger, decoder: decoder, reconciliation: reconciliation)
+        let pipeline = MessagePipeline(configuration: configuration, logger: logger, decoder: decoder, policies: policies,
+                                       reconciliation: reconciliation)
         var threads: [pthread_t] = []
         var healths: [WorkerHealth] = []
         for index in 0..<max(1, configuration.consumers) {
@@ -82,9 +83,20 @@ public final class Daemon: Sendable {
         let deadline = drainDeadline
         let publisherThread = startThread(name: "publisher") { publisher.run(drainDeadline: { deadline.value }) }
 
+        // The dunning scheduler has no broker connection: it counts for "stuck", not "disconnected".
+        var clocks: [WorkerHealth] = []
+        var schedulerThread: pthread_t?
+        if configuration.dunningIntervalSeconds > 0 {
+            let health = WorkerHealth(name: "dunning-0")
+            clocks.append(health)
+            let scheduler = DunningScheduler(configuration: configuration, policies: policies, stop: stop, health: health,
+                                             logger: Logger.child(logger, "dunning", 0))
+            schedulerThread = startThread(name: "dunning") { scheduler.run() }
+        }
         let workers = healths
+        let timed = healths + clocks
         state.setProbe {
-            let stuck = workers.filter { $0.millisecondsSinceLastTurn > 30_000 }.map(\.name)
+            let stuck = timed.filter { $0.millisecondsSinceLastTurn > 30_000 }.map(\.name)
             let down = workers.filter { !$0.isDatabaseUp || !$0.isBrokerUp }.map(\.name)
             let detail = stuck.isEmpty && down.isEmpty ? "all workers connected"
                 : "stuck: \(stuck.joined(separator: ",")) disconnected: \(down.joined(separator: ","))"
@@ -106,13 +118,14 @@ public final class Daemon: Sendable {
             if received == SIGHUP { reload() }
             // Ping only while every loop turns and reaches the database: a wedged daemon is
             // restarted by systemd instead of silently holding messages.
-            let healthy = healths.allSatisfy { $0.millisecondsSinceLastTurn < 30_000 } && healths.contains { $0.isDatabaseUp }
+            let healthy = timed.allSatisfy { $0.millisecondsSinceLastTurn < 30_000 } && healths.contains { $0.isDatabaseUp }
             if healthy, watchdogMicroseconds != nil { SystemdNotifier.notify("WATCHDOG=1") }
         }
         state.setReady(false)
         drainDeadline.set(Monotonic.milliseconds() + 20_000)
         stop.stop()
         for thread in threads { pthread_join(thread, nil) }
+        if let schedulerThread { pthread_join(schedulerThread, nil) }
         pthread_join(publisherThread, nil)
         logger.info("receivablesd stopped cleanly")
         return 0

@@ -25,13 +25,17 @@ struct MessagePipeline: Sendable {
     let logger: Logger
     /// Compiled once from the embedded JSON Schemas; shared read-only by all workers.
     let decoder: InboundDecoder
+    /// The dunning policies in force (retry delays, promise grace); replaced on reload.
+    var policies = PolicyHolder.builtIn()
     /// Reconciliation tolerances and policies in force (replaced on reload).
     let reconciliation: ReconciliationSettingsHolder
 
-    init(configuration: DaemonConfiguration, logger: Logger, decoder: InboundDecoder, reconciliation: ReconciliationSettingsHolder? = nil) {
+    init(configuration: DaemonConfiguration, logger: Logger, decoder: InboundDecoder, policies: PolicyHolder = .builtIn(),
+         reconciliation: ReconciliationSettingsHolder? = nil) {
         self.configuration = configuration
         self.logger = logger
         self.decoder = decoder
+        self.policies = policies
         self.reconciliation = reconciliation ?? ReconciliationSettingsHolder(configuration.reconciliation)
     }
 
@@ -209,6 +213,7 @@ struct MessagePipeline: Sendable {
         case .accepted(let message):
             hint = EnvelopeHint(source: message.envelope.source, id: message.envelope.id, type: message.envelope.type,
                                 subject: message.envelope.subject ?? EnvelopeHint.customer(of: message.command))
+            for field in message.command.unknownLabelFields { DaemonMetrics.unknownLabel(field: field) }
         case .rejected:
             hint = EnvelopeHint.read(delivery.body, maximumBytes: configuration.maximumBodyBytes)
         }

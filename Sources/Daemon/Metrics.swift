@@ -13,6 +13,12 @@ enum DaemonMetrics {
         Counter(label: "receivablesd_rejections_total", dimensions: [("reason", reason)]).increment()
     }
 
+    /// A descriptive label we do not know (SPEC section 2): counted by field name only, never by
+    /// value, which is publisher-controlled text (a dimension per value would be a cardinality attack).
+    static func unknownLabel(field: String) {
+        Counter(label: "receivablesd_unknown_labels_total", dimensions: [("field", field)]).increment()
+    }
+
     static func processing(nanoseconds: Int64, messages: Int) {
         let timer = Timer(label: "receivablesd_processing_duration_seconds")
         for _ in 0..<messages { timer.recordNanoseconds(nanoseconds) }
@@ -49,6 +55,9 @@ enum DaemonMetrics {
         Counter(label: "receivablesd_reminders_sent_total", dimensions: [("type", "reminder.due")]).increment(by: 0)
         for outcome in ["matched", "partially_matched", "exception", "ignored"] {
             Counter(label: "receivablesd_reconciliation_total", dimensions: [("outcome", outcome)]).increment(by: 0)
+        }
+        for field in ["method", "card.brand", "reason", "outcome"] {
+            Counter(label: "receivablesd_unknown_labels_total", dimensions: [("field", field)]).increment(by: 0)
         }
         outbox(backlog: 0, oldestAgeSeconds: 0)
         held(count: 0, oldestAgeSeconds: 0)

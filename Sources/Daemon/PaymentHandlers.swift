@@ -34,13 +34,14 @@ enum PaymentHandlers {
         }
         var books = try store.loadBooks(customerID: command.customerID, invoiceIDs: known, openInvoicesIn: command.amount.currency)
         let origin = MoneyOrigin(.payment, command.paymentID)
-        let result = try books.receive(origin, amount: command.amount, cashAccount: .cash(command.method.rawValue),
+        let result = try books.receive(origin, amount: command.amount, cashAccount: .cash(command.method.clearingAccountKey),
                                        explicit: command.allocations.map { RequestedAllocation(invoiceID: $0.invoiceID, amount: $0.amount) },
                                        unknownInvoices: unknown)
         try store.insertPayment(id: command.paymentID, customerID: command.customerID, amount: command.amount, method: command.method.rawValue,
                                 receivedAt: command.receivedAt, gatewayReference: command.gatewayReference, payoutID: command.payoutID,
                                 fingerprint: fingerprint)
         try store.closePending(paymentID: command.paymentID, state: "settled")
+        try DunningHandlers.paymentSucceeded(paymentID: command.paymentID, context)
         let posted = try store.saveBooks(books, cause: context.cause)
         context.events.booksChanged(books, posted: posted)
         let balance = try store.customerBalance(customerID: command.customerID, currency: command.amount.currency.code)
@@ -58,9 +59,11 @@ enum PaymentHandlers {
             .object(JSONObject([("invoice_id", .string(allocation.invoiceID)), ("amount", .money(allocation.amount)),
                                 ("invoice_balance", .money(allocation.invoiceBalance))]))
         }
-        context.events.emit("payment.confirmed", subject: customerID, [
+        context.events.emit("payment.confirmed", id: EventIdentity.paymentConfirmed(paymentID: paymentID), subject: customerID, [
             ("payment_id", .string(paymentID)), ("customer_id", .string(customerID)), ("amount", .money(amount)),
-            ("currency", .string(amount.currency.code)), ("method", .string(method)), ("allocations", .array(allocations)),
+            ("currency", .string(amount.currency.code)), ("method", .string(method)),
+        ] + (PaymentMethod(rawValue: method).family.map { [("method_family", .string($0.rawValue))] } ?? []) + [
+            ("allocations", .array(allocations)),
             ("unapplied_amount", .money(result.unapplied)), ("customer_balance", .money(customerBalance)),
             ("credit_balance", .money(credit)),
         ])
@@ -76,24 +79,6 @@ enum PaymentHandlers {
                                                method: command.method.rawValue, invoiceIDs: command.invoiceIDs,
                                                initiatedAt: command.initiatedAt, expectedSettlement: command.expectedSettlementDate)
         return inserted ? .applied : .duplicate
-    }
-
-    static func failed(_ command: PaymentFailed, _ context: HandlerContext) throws -> Disposition {
-        let store = context.store
-        guard try store.lockCustomer(command.customerID) else {
-            return try CommandHandlers.hold(context, waitingKind: "customer", waitingID: command.customerID)
-        }
-        try store.closePending(paymentID: command.paymentID, state: "failed")
-        try store.recordFailure(paymentID: command.paymentID, attempt: command.attempt ?? 1, customerID: command.customerID,
-                                amount: command.amount, method: command.method.rawValue, failureCode: command.failureCode,
-                                retryable: command.retryable, invoiceIDs: command.invoiceIDs)
-        if !command.retryable {
-            context.events.emit("payment.failed_notice", subject: command.customerID, [
-                ("payment_id", .string(command.paymentID)), ("customer_id", .string(command.customerID)),
-                ("failure_code", .string(command.failureCode)), ("next_attempt", .string("none")),
-            ])
-        }
-        return .applied
     }
 
     /// Refunds and reversals: a payment not seen yet is waited for (held).
@@ -138,7 +123,8 @@ enum PaymentHandlers {
 
 /// The `account.summary.reply` data (schemas/account.summary.reply.json).
 enum SummaryRendering {
-    static func render(_ summary: AccountSummary, today: BusinessDate, asOf: Instant) -> [(String, JSONValue)] {
+    /// `today` is the customer's local date; a promise pauses dunning through its date + `graceDays`.
+    static func render(_ summary: AccountSummary, today: BusinessDate, graceDays: Int, asOf: Instant) -> [(String, JSONValue)] {
         let balances: [JSONValue] = summary.positions.map { position in
             .object(JSONObject([
                 ("currency", .string(position.currency.code)), ("balance", .money(position.balance)),
@@ -154,6 +140,12 @@ enum SummaryRendering {
                 ("issue_date", .string(invoice.issueDate.description)), ("due_date", .string(invoice.dueDate.description)),
                 ("days_overdue", .number(String(max(0, today.days(since: invoice.dueDate))))),
                 ("dunning_level", .number(String(open.dunningLevel))), ("pending_payment", .bool(open.pendingPayment)),
+                ("disputed", .bool(open.disputed)),
+                ("promise_to_pay", open.promisedDate.map { promised in
+                    .object(JSONObject([("promised_date", .string(promised.description)),
+                                        ("paused_until", .string(promised.adding(days: graceDays).description)),
+                                        ("active", .bool(today <= promised.adding(days: graceDays)))]))
+                } ?? .null),
             ]))
         }
         let upcoming = summary.openInvoices.first { $0.invoice.dueDate >= today } ?? summary.openInvoices.first

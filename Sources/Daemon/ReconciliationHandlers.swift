@@ -336,7 +336,7 @@ enum ReconciliationHandlers {
         }
         if let payout = decision.payout { data.append(("payout_id", .string(payout.payoutID))) }
         if decision.fees.isPositive { data.append(("fees", .money(decision.fees))) }
-        context.events.emit("reconciliation.matched", subject: decision.customerID, data)
+        context.events.emit("reconciliation.matched", id: EventIdentity.reconciliationMatched(entryID: decision.entryID), subject: decision.customerID, data)
     }
 
     static func exceptionEvent(_ decision: ReconciliationDecision, _ context: HandlerContext) {
@@ -355,7 +355,8 @@ enum ReconciliationHandlers {
             ("candidates", .array(candidates)), ("amount", .money(decision.amount)), ("currency", .string(decision.amount.currency.code)),
         ]
         if let last = decision.notes.last { data.append(("detail", .string(String(last.prefix(1000))))) }
-        context.events.emit("reconciliation.exception", subject: decision.candidateCustomers.first, data)
+        context.events.emit("reconciliation.exception", id: EventIdentity.reconciliationException(entryID: decision.entryID),
+                            subject: decision.candidateCustomers.first, data)
     }
 
     /// `payment.confirmed` for money a bank credit brought to a customer (SPEC section 2).
@@ -365,9 +366,11 @@ enum ReconciliationHandlers {
             .object(JSONObject([("invoice_id", .string(allocation.invoiceID)), ("amount", .money(allocation.amount)),
                                 ("invoice_balance", .money(allocation.invoiceBalance))]))
         }
-        context.events.emit("payment.confirmed", subject: customer, [
+        let method = PaymentMethod.bankTransfer
+        context.events.emit("payment.confirmed", id: EventIdentity.bankCreditConfirmed(entryID: record.entryID), subject: customer, [
             ("entry_id", .string(record.entryID)), ("customer_id", .string(customer)), ("amount", .money(record.amount)),
-            ("currency", .string(record.amount.currency.code)), ("method", .string(PaymentMethod.bankTransfer.rawValue)),
+            ("currency", .string(record.amount.currency.code)), ("method", .string(method.rawValue)),
+        ] + (method.family.map { [("method_family", .string($0.rawValue))] } ?? []) + [
             ("allocations", .array(allocations)), ("unapplied_amount", .money(result.unapplied)), ("customer_balance", .money(balance)),
             ("credit_balance", .money(credit)),
         ])
@@ -415,7 +418,8 @@ final class BankBookings {
         }
         applications += books.newApplications.map { (customer, $0) }
         lots += books.newLots.map { (customer, $0) }
-        for (id, entry) in post(books.journal, cause: cause) { context.events.ledgerEntryPosted(id: id, entry) }
+        let posted = post(books.journal, cause: cause)
+        for (id, entry) in posted { context.events.ledgerEntryPosted(id: id, entry) }
         for change in books.statusChanges { context.events.invoiceStatusChanged(change) }
         let settled = decision.allocations.reduce(Money.zero(currency)) { $0 + $1.settled }
         let balance = (balances[customer]?[currency] ?? .zero(currency)) - settled
@@ -424,7 +428,10 @@ final class BankBookings {
         if result.unapplied.isPositive {
             total += result.unapplied
             credit[customer, default: [:]][currency] = total
-            context.events.creditBalanceChanged(customerID: customer, total)
+            guard let entryID = CustomerBooks.creditMoveEntryID(in: currency, among: posted) else {
+                preconditionFailure("credit of \(customer) moved without a journal entry")
+            }
+            context.events.creditBalanceChanged(customerID: customer, total, journalEntryID: entryID)
         }
         ReconciliationHandlers.confirmed(record, customer: customer, result: result, balance: balance, credit: total, context)
     }

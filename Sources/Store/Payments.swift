@@ -69,12 +69,16 @@ extension Store {
         return !rows.isEmpty
     }
 
+    /// Records one failed attempt; false when that attempt of that payment was already recorded
+    /// (the same failure re-sent under a new event id: one fact, told to the customer once).
+    @discardableResult
     public func recordFailure(paymentID: String, attempt: Int, customerID: String, amount: Money, method: String,
-                              failureCode: String, retryable: Bool, invoiceIDs: [String]) throws(PostgresError) {
-        try db.query("""
+                              failureCode: String, retryable: Bool, invoiceIDs: [String]) throws(PostgresError) -> Bool {
+        !(try db.query("""
             INSERT INTO payment_failures (payment_id, attempt, customer_id, currency, amount_minor, method, failure_code, retryable, invoice_ids)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text[]) ON CONFLICT (payment_id, attempt) DO NOTHING
+            RETURNING 1 AS inserted
             """, [.text(paymentID), .int(attempt), .text(customerID), .text(amount.currency.code), .int(amount.minorUnits), .text(method),
-                  .text(failureCode), .bool(retryable), .text(Store.textArray(invoiceIDs))])
+                  .text(failureCode), .bool(retryable), .text(Store.textArray(invoiceIDs))])).isEmpty
     }
 }

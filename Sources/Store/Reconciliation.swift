@@ -325,11 +325,13 @@ extension Store {
                                  lots: [(customerID: String, lot: CreditLot)], journal: [(id: String, entry: JournalEntry)]) throws(PostgresError) {
         if !invoices.isEmpty {
             try db.query("""
-                UPDATE invoices i SET balance_minor = u.balance, written_off_minor = u.written_off, status = u.status, updated_at = now()
-                FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS u(invoice_id, balance, written_off, status)
+                UPDATE invoices i SET balance_minor = u.balance, written_off_minor = u.written_off, status = u.status, status_seq = u.status_seq,
+                                      updated_at = now()
+                FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[]) AS u(invoice_id, balance, written_off, status, status_seq)
                 WHERE i.invoice_id = u.invoice_id
                 """, [.text(Store.textArray(invoices.map(\.id))), .text(Store.intArray(invoices.map(\.balance.minorUnits))),
-                      .text(Store.intArray(invoices.map(\.writtenOffAmount.minorUnits))), .text(Store.textArray(invoices.map(\.status.rawValue)))])
+                      .text(Store.intArray(invoices.map(\.writtenOffAmount.minorUnits))), .text(Store.textArray(invoices.map(\.status.rawValue))),
+                      .text(Store.intArray(invoices.map(\.statusSequence)))])
         }
         if !applications.isEmpty {
             try db.query("""

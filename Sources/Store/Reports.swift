@@ -17,13 +17,22 @@ public struct AccountSummary: Sendable {
 
     public struct OpenInvoice: Sendable {
         public let invoice: Invoice
-        /// Dunning steps sent for the invoice so far (0 until dunning runs).
+        /// Level of the highest dunning step sent for the invoice (1 = the policy's first
+        /// step), 0 when none was sent.
         public let dunningLevel: Int
         public let pendingPayment: Bool
+        /// An open dispute pauses its dunning.
+        public let disputed: Bool
+        /// The latest promised date of the promises to pay that name it.
+        public let promisedDate: BusinessDate?
     }
 
     public let customerID: String
     public let customerName: String
+    /// The customer's date now, in its time zone (days overdue, overdue amounts).
+    public let today: BusinessDate
+    /// The customer's dunning policy name as stored (nil: the default policy).
+    public let dunningPolicy: String?
     public let positions: [CurrencyPosition]
     /// Open and partially paid invoices, earliest due first.
     public let openInvoices: [OpenInvoice]
@@ -32,7 +41,7 @@ public struct AccountSummary: Sendable {
 extension Store {
     /// Everything the portal shows on the account page, read in one snapshot.
     public func accountSummary(customerID: String) throws(PostgresError) -> AccountSummary? {
-        guard let customer = try db.query("SELECT name FROM customers WHERE customer_id = $1", [.text(customerID)]).first else { return nil }
+        guard let customer = try db.query("SELECT name, dunning_policy FROM customers WHERE customer_id = $1", [.text(customerID)]).first else { return nil }
         let invoiceRows = try db.query("""
             \(Store.invoiceColumns) FROM invoices
             WHERE customer_id = $1 AND status IN ('open', 'partially_paid')
@@ -49,7 +58,8 @@ extension Store {
             credit[currency] = Money(minorUnits: row.requiredInt64("credit"), currency: currency)
         }
         let pendingByCurrency = try pendingPayments(customerID: customerID)
-        let today = try currentDate()
+        let today = try customerLocalDate(customerID: customerID)
+        let dunning = try dunningStatus(invoiceIDs: invoices.map(\.id))
         var currencies = Set(invoices.map(\.currency)).union(credit.keys)
         currencies.formUnion(pendingByCurrency.totals.keys)
         let positions = currencies.sorted().map { currency -> AccountSummary.CurrencyPosition in
@@ -59,8 +69,13 @@ extension Store {
             return .init(currency: currency, balance: balance, unappliedCredit: credit[currency] ?? .zero(currency),
                          pending: pendingByCurrency.totals[currency] ?? .zero(currency), overdue: overdue)
         }
-        return AccountSummary(customerID: customerID, customerName: customer.requiredString("name"), positions: positions,
-                              openInvoices: invoices.map { .init(invoice: $0, dunningLevel: 0, pendingPayment: pendingByCurrency.invoices.contains($0.id)) })
+        return AccountSummary(customerID: customerID, customerName: customer.requiredString("name"), today: today,
+                              dunningPolicy: customer.string("dunning_policy"), positions: positions,
+                              openInvoices: invoices.map { invoice in
+            let status = dunning[invoice.id]
+            return .init(invoice: invoice, dunningLevel: status?.level ?? 0, pendingPayment: pendingByCurrency.invoices.contains(invoice.id),
+                         disputed: status?.disputed ?? false, promisedDate: status?.promisedDate)
+        })
     }
 
     /// The database's current date in UTC (the one clock all instances share).

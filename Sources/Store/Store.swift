@@ -245,7 +245,8 @@ public final class Store {
 
     static let invoiceColumns = """
         SELECT invoice_id, customer_id, number, currency, amount_minor, balance_minor, written_off_minor, status,
-               issue_date::text AS issue_date, due_date::text AS due_date, payment_reference, po_number, document_url, issued_fingerprint
+               issue_date::text AS issue_date, due_date::text AS due_date, payment_reference, po_number, document_url, issued_fingerprint,
+               status_seq
         """
 
     static func invoice(from row: PostgresRow) -> Invoice {
@@ -259,7 +260,8 @@ public final class Store {
                        amount: Money(minorUnits: row.requiredInt64("amount_minor"), currency: currency),
                        balance: Money(minorUnits: row.requiredInt64("balance_minor"), currency: currency),
                        status: status, issueDate: issueDate, dueDate: dueDate, paymentReference: row.string("payment_reference"),
-                       writtenOffAmount: Money(minorUnits: row.requiredInt64("written_off_minor"), currency: currency))
+                       writtenOffAmount: Money(minorUnits: row.requiredInt64("written_off_minor"), currency: currency),
+                       statusSequence: row.requiredInt64("status_seq"))
     }
 
     // MARK: credit notes
@@ -354,18 +356,20 @@ public final class Store {
             if let document = newInvoiceDocuments[invoice.id] {
                 try db.query("""
                     INSERT INTO invoices (invoice_id, customer_id, number, currency, amount_minor, balance_minor, written_off_minor, status,
-                                          issue_date, due_date, payment_reference, po_number, document_url, issued_fingerprint)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::date, $10::date, $11, $12, $13, $14)
+                                          issue_date, due_date, payment_reference, po_number, document_url, issued_fingerprint, status_seq)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::date, $10::date, $11, $12, $13, $14, $15)
                     """, [.text(invoice.id), .text(invoice.customerID), .text(invoice.number), .text(invoice.currency.code),
                           .int(invoice.amount.minorUnits), .int(invoice.balance.minorUnits), .int(invoice.writtenOffAmount.minorUnits),
                           .text(invoice.status.rawValue), .text(invoice.issueDate.description), .text(invoice.dueDate.description),
-                          .optional(invoice.paymentReference), .optional(document.poNumber), .optional(document.documentURL), .text(document.fingerprint)])
+                          .optional(invoice.paymentReference), .optional(document.poNumber), .optional(document.documentURL), .text(document.fingerprint),
+                          .int(invoice.statusSequence)])
             } else {
                 try db.query("""
-                    UPDATE invoices SET amount_minor = $2, balance_minor = $3, written_off_minor = $4, status = $5, updated_at = now()
+                    UPDATE invoices SET amount_minor = $2, balance_minor = $3, written_off_minor = $4, status = $5, status_seq = $6,
+                                        updated_at = now()
                     WHERE invoice_id = $1
                     """, [.text(invoice.id), .int(invoice.amount.minorUnits), .int(invoice.balance.minorUnits),
-                          .int(invoice.writtenOffAmount.minorUnits), .text(invoice.status.rawValue)])
+                          .int(invoice.writtenOffAmount.minorUnits), .text(invoice.status.rawValue), .int(invoice.statusSequence)])
             }
         }
         for lot in books.changedLots {

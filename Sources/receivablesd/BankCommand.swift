@@ -61,6 +61,7 @@ struct BankParseCommand: ParsableCommand {
             var summary = EntrySummary()
             var statementNet: [Currency: Money] = [:]
             var warnings: [String] = []
+            var historical: Set<String> = []
             _ = try BankFileReader.parse(
                 path: file, format: detected, limits: limits,
                 onEntry: { entry in
@@ -73,13 +74,21 @@ struct BankParseCommand: ParsableCommand {
                 onStatement: { statement in
                     summary.statements += 1
                     defer { statementNet = [:] }
+                    let name = "statement \(statement.statementID ?? "?") (\(statement.account))"
+                    if statement.currency.isHistorical, !historical.contains(statement.currency.code) {
+                        historical.insert(statement.currency.code)
+                        warnings.append("warning: \(name): \(statement.currency.code) is a withdrawn ISO 4217 currency, read with its historical minor unit (\(statement.currency.minorUnitDigits)); receivablesd does not book it")
+                    }
+                    if detected == .mt940, statement.openingBalance != nil, statement.closingBalance == nil {
+                        warnings.append("warning: \(name): no closing balance (:62F:/:62M:): its entries cannot be checked against the bank's total")
+                    }
                     // The formats whose balances the parser checks (BAI2 has control totals instead).
                     guard mode == "warn", detected == .mt940 || detected == .camt053,
                           let opening = statement.openingBalance?.amount, let closing = statement.closingBalance?.amount,
                           opening.currency == closing.currency else { return }
                     let expected = opening + (statementNet[opening.currency] ?? .zero(opening.currency))
                     if expected != closing {
-                        warnings.append("warning: statement \(statement.statementID ?? "?") (\(statement.account ?? "?")): closing balance \(closing.decimalString) \(closing.currency) does not equal opening balance \(opening.decimalString) plus entries (\(expected.decimalString))")
+                        warnings.append("warning: \(name): closing balance \(closing.decimalString) \(closing.currency) does not equal opening balance \(opening.decimalString) plus entries (\(expected.decimalString))")
                     }
                 })
             output.flush()

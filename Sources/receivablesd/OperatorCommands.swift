@@ -88,6 +88,7 @@ struct CheckConfigCommand: AsyncParsableCommand {
             reply queues: \(c.replyQueuePrefixes.map { $0 + "*" }.joined(separator: " "))
             amqp tls: \(c.broker.tls.map { "ca=\($0.caCertificatePath ?? "-") cert=\($0.clientCertificatePath ?? "-") verify_peer=\($0.verifyPeer) verify_hostname=\($0.verifyHostname)" } ?? "off")
             db tls: sslmode=\(c.database.sslMode) sslrootcert=\(c.database.sslRootCert ?? "-")
+            dunning: pass every \(c.dunningIntervalSeconds == 0 ? "off (dunning_interval_seconds: 0)" : "\(c.dunningIntervalSeconds)s"); hard declines: \(c.hardDeclineCodes.sorted().joined(separator: ","))
             dunning policies (\(c.policiesFile ?? "built-in")): default \(policies.defaultPolicyName); \(policies.policies.keys.sorted().map { name in
                 "\(name): " + policies.policies[name]!.steps.map { "\($0.offsetDays >= 0 ? "+" : "")\($0.offsetDays)d \($0.action.rawValue)" }.joined(separator: ", ")
             }.joined(separator: "; "))

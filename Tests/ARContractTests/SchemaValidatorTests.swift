@@ -93,6 +93,7 @@ struct NativePatternTests {
         "", "a", "abc", "ABC", "0", "12", "1234", "12345", "4242", "1.5", "1.23", "1.234", "1.2345", "10", ".", "x.1234y",
         "a\u{0}b", "tab\there", "line\nbreak", "\u{7f}", "\u{85}", "\u{9f}", "\u{a0}", "é", "😀", "abcdefghijklmnopqrst",
         "abcdefghijklmnopqrstu", "DE89370400440532013000", "1\n", "ab-c", "a b", "٣", "Ⅻ",
+        "pay\u{ad}pal", "zero\u{200b}width", "\u{202e}lapyap", "\u{feff}bom", "\u{2069}", "\u{ffa}", "apple_pay", "Apple Pay",
     ]
 
     @Test("every native pattern in schemas/ matches exactly as ICU does")

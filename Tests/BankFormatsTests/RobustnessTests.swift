@@ -44,7 +44,7 @@ import Testing
     }
 
     @Test func deepNestingIsBounded() {
-        let text = Self.camtHead + String(repeating: "<a>", count: 500) + String(repeating: "</a>", count: 500) + "</Stmt></BkToCstmrStmt></Document>"
+        let text = Self.camtHead + "<Acct>" + String(repeating: "<a>", count: 500) + String(repeating: "</a>", count: 500) + "</Acct></Stmt></BkToCstmrStmt></Document>"
         let error = parseError(Array(text.utf8))
         #expect(error?.message.contains("deeper") == true)
     }

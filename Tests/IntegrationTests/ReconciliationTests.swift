@@ -127,3 +127,16 @@ extension BlackBoxTests {
         try await expectVerifyPasses()
     }
 }
+
+extension BlackBoxTests {
+    @Test("R5. a customer among the candidates of a credit in exception gets no reminder until the AR team resolves it")
+    func exceptionsHoldDunning() async throws {
+        try await harness.ready()
+        let result = try await harness.runScript("r4_dunning_hold.py", timeout: .seconds(200))
+        expectClean(result, "scenario R4 (dunning hold)")
+        let db = try harness.connect()
+        let held = result.string("held") ?? "?"
+        #expect(try Store(db).bankExceptionHolds(customerIDs: [held]).isEmpty, "the resolved credit still holds \(held)")
+        try await expectVerifyPasses()
+    }
+}

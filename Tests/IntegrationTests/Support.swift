@@ -119,6 +119,9 @@ final class Harness: Sendable {
         environment["RECEIVABLESD_HOUSEKEEPING_SECONDS"] = "1"
         environment["RECEIVABLESD_MAX_BODY_BYTES"] = "65536"
         environment["RECEIVABLESD_LOG_LEVEL"] = "info"
+        // No dunning passes on the daemons' own clock: scenarios drive time with `dunning tick --now`.
+        environment["RECEIVABLESD_DUNNING_INTERVAL_SECONDS"] = "0"
+        environment["RECEIVABLESD_POLICIES_FILE"] = TestEnvironment.repositoryRoot + "/config/dunning-policies.yaml"
         // Two instances (scenario 8) and another engineer's daemon must not fight over a port.
         environment["RECEIVABLESD_HTTP_PORT"] = ""
         environment.removeValue(forKey: "NOTIFY_SOCKET")
@@ -199,8 +202,8 @@ final class Harness: Sendable {
     func isRunning(_ name: String) -> Bool { daemon(name)?.isRunning ?? false }
 
     /// Starts `receivablesd serve` and waits for `msg="receivablesd ready"` in its log.
-    func startDaemon(_ name: String, timeout: Duration = .seconds(90)) async throws {
-        let environment = try environment()
+    func startDaemon(_ name: String, timeout: Duration = .seconds(90), extraEnvironment: [String: String] = [:]) async throws {
+        let environment = try environment().merging(extraEnvironment) { _, extra in extra }
         let number = state.withLock { $0.starts += 1; return $0.starts }
         let child = try ChildProcess(label: "daemon-\(name)-\(number)", executable: environment["RECEIVABLESD_BIN"]!, arguments: ["serve"],
                                      environment: environment, logDirectory: logDirectory)

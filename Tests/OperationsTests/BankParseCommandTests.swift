@@ -19,19 +19,7 @@ import TestSupport
         """
 
     func run(_ closing: String, _ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-        guard let binary = ProcessInfo.processInfo.environment["RECEIVABLESD_BIN"] else {
-            Issue.record("RECEIVABLESD_BIN is not set: run the tests through `make test`")
-            throw CancellationError()
-        }
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bank-parse-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let file = directory + "/statement.sta"
-        try String(format: Self.statement, closing).replacingOccurrences(of: "\n", with: "\r\n").write(toFile: file, atomically: true, encoding: .utf8)
-        let child = try ChildProcess(label: "bank-parse", executable: binary, arguments: ["bank", "parse"] + arguments + [file],
-                                     environment: [:], logDirectory: directory)
-        let status = await child.wait(timeout: .seconds(30)) ?? -1
-        return (status, child.stdout, child.stderr)
+        try await runBankParse(String(format: Self.statement, closing), arguments)
     }
 
     @Test func balancedStatementPrintsEntriesAndTotals() async throws {
@@ -67,4 +55,21 @@ import TestSupport
         #expect(result.stdout.isEmpty)
         #expect(result.stderr.split(separator: "\n").count == 1 && result.stderr.contains("line"), "\(result.stderr)")
     }
+}
+
+/// `receivablesd bank parse [arguments] FILE` on `text` (written with CRLF line ends, as banks do).
+func runBankParse(_ text: String, _ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+    guard let binary = ProcessInfo.processInfo.environment["RECEIVABLESD_BIN"] else {
+        Issue.record("RECEIVABLESD_BIN is not set: run the tests through `make test`")
+        throw CancellationError()
+    }
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("bank-parse-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let file = directory + "/statement.sta"
+    try text.replacingOccurrences(of: "\n", with: "\r\n").write(toFile: file, atomically: true, encoding: .utf8)
+    let child = try ChildProcess(label: "bank-parse", executable: binary, arguments: ["bank", "parse"] + arguments + [file],
+                                 environment: [:], logDirectory: directory)
+    let status = await child.wait(timeout: .seconds(30)) ?? -1
+    return (status, child.stdout, child.stderr)
 }

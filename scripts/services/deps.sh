@@ -8,7 +8,7 @@ PACKAGES=(
     postgresql-15 postgresql-client-15 libpq-dev
     rabbitmq-server librabbitmq-dev
     libssl-dev openssl libxml2-dev libsystemd-dev pkg-config
-    python3 python3-pika python3-jsonschema
+    python3 python3-pika python3-jsonschema python3-yaml
     systemd
 )
 
