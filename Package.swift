@@ -52,7 +52,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "ARDomain", "ARContract", "AMQPClient", "PostgresClient", "Store", "CSystemd", "Documents",
+                "ARDomain", "ARContract", "BankFormats", "AMQPClient", "PostgresClient", "Store", "CSystemd", "Documents",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Metrics", package: "swift-metrics"),

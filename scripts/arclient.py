@@ -11,7 +11,7 @@ import uuid
 
 import pika
 
-ROLES = ("ADMIN", "BILLING", "GATEWAY", "BANK", "PORTAL", "NOTIFIER")
+ROLES = ("ADMIN", "BILLING", "GATEWAY", "BANK", "PORTAL", "NOTIFIER", "ARTEAM")
 
 
 def credentials(role):

@@ -37,7 +37,7 @@ S_MARK="RECEIVABLESD_SERVICES_DIR=$S_LOCAL"   # put into the environment of ever
 S_CKSUM=$(printf '%s' "$S_ROOT" | cksum | cut -d' ' -f1)
 S_HASH=$(printf '%08x' "$S_CKSUM")
 
-AMQP_USERS=(admin receivablesd billing gateway bank portal notifier)
+AMQP_USERS=(admin receivablesd billing gateway bank portal notifier arteam)
 
 log()  { printf 'services: %s\n' "$*" >&2; }
 die()  { printf 'services: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -659,7 +659,7 @@ emit_env() {
         RECEIVABLESD_HTTP_PORT="$HTTP_PORT" RECEIVABLESD_MGMT_PORT="$MGMT_PORT" RECEIVABLESD_AMQPS_PORT="$AMQPS_PORT"
     )
     local r u
-    for u in admin billing gateway bank portal notifier; do
+    for u in admin billing gateway bank portal notifier arteam; do
         r=${u^^}
         kv+=("RECEIVABLESD_TEST_AMQP_${r}_USER=$u" "RECEIVABLESD_TEST_AMQP_${r}_PASSWORD=$(secret "amqp-$u.password")")
     done

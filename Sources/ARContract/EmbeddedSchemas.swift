@@ -357,6 +357,15 @@ public enum EmbeddedSchemas {
             }
           ],
           "maxLength": 64
+        },
+        "bank_reference": {
+          "description": "The bank's own reference for the booking (camt AcctSvcrRef, MT940 or BAI2 bank reference). With account it identifies the booking: a statement that repeats it is not applied again. Absent: entry_id is taken as the bank reference.",
+          "allOf": [
+            {
+              "$ref": "common.json#/$defs/identifier"
+            }
+          ],
+          "maxLength": 64
         }
       },
       "allOf": [
@@ -3613,7 +3622,9 @@ public enum EmbeddedSchemas {
       "required": [
         "entry_id",
         "reason",
-        "candidates"
+        "candidates",
+        "amount",
+        "currency"
       ],
       "additionalProperties": false,
       "properties": {
@@ -3636,7 +3647,8 @@ public enum EmbeddedSchemas {
           "items": {
             "type": "object",
             "required": [
-              "customer_id"
+              "rule",
+              "score"
             ],
             "additionalProperties": false,
             "properties": {
@@ -3657,8 +3669,31 @@ public enum EmbeddedSchemas {
                   }
                 ],
                 "maxLength": 64
+              },
+              "payout_id": {
+                "allOf": [
+                  {
+                    "$ref": "common.json#/$defs/identifier"
+                  }
+                ],
+                "maxLength": 128
+              },
+              "score": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1
+              },
+              "why": {
+                "description": "Why it was not applied.",
+                "allOf": [
+                  {
+                    "$ref": "common.json#/$defs/text"
+                  }
+                ],
+                "maxLength": 500
               }
-            }
+            },
+            "description": "A candidate the rules considered, best first: a customer (with the invoices considered) or a gateway payout."
           }
         },
         "amount": {
@@ -3666,6 +3701,15 @@ public enum EmbeddedSchemas {
         },
         "currency": {
           "$ref": "common.json#/$defs/currency"
+        },
+        "detail": {
+          "description": "The last step of the rules, in words (receivablesd reconcile explain ENTRY_ID prints them all).",
+          "allOf": [
+            {
+              "$ref": "common.json#/$defs/text"
+            }
+          ],
+          "maxLength": 1000
         }
       },
       "allOf": [
@@ -3681,7 +3725,7 @@ public enum EmbeddedSchemas {
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "reconciliation.matched",
-  "description": "Outbound (ar.events). A bank entry matched automatically by a rule.",
+  "description": "Outbound (ar.events). A bank credit matched by a rule (or resolved manually): who it paid, by which rule, how sure, and where every unit went.",
   "x-direction": "outbound",
   "allOf": [
     {
@@ -3699,16 +3743,25 @@ public enum EmbeddedSchemas {
       "type": "object",
       "required": [
         "entry_id",
+        "state",
         "rule",
         "confidence",
-        "allocations",
-        "customer_id",
-        "currency"
+        "amount",
+        "currency",
+        "allocations"
       ],
       "additionalProperties": false,
       "properties": {
         "entry_id": {
           "$ref": "common.json#/$defs/identifier"
+        },
+        "state": {
+          "description": "matched: all of it applied (a shortfall within tolerance written off, or a payout settled); partially_matched: a customer identified, the rest (or all of it) kept as that customer's credit.",
+          "type": "string",
+          "enum": [
+            "matched",
+            "partially_matched"
+          ]
         },
         "rule": {
           "type": "string",
@@ -3726,6 +3779,12 @@ public enum EmbeddedSchemas {
           "minimum": 0,
           "maximum": 1
         },
+        "amount": {
+          "$ref": "common.json#/$defs/outbound_amount"
+        },
+        "currency": {
+          "$ref": "common.json#/$defs/currency"
+        },
         "allocations": {
           "type": "array",
           "maxItems": 1000,
@@ -3742,17 +3801,32 @@ public enum EmbeddedSchemas {
               },
               "amount": {
                 "$ref": "common.json#/$defs/outbound_amount"
+              },
+              "written_off": {
+                "description": "Shortfall on this invoice written off to fees (rule 5).",
+                "$ref": "common.json#/$defs/outbound_amount"
               }
             }
           }
         },
         "customer_id": {
-          "$ref": "common.json#/$defs/identifier"
-        },
-        "currency": {
-          "$ref": "common.json#/$defs/currency"
+          "$ref": "common.json#/$defs/identifier",
+          "description": "The customer the money went to; absent for a gateway payout (its card payments were applied when they succeeded)."
         },
         "unapplied_amount": {
+          "$ref": "common.json#/$defs/outbound_amount"
+        },
+        "payout_id": {
+          "description": "The gateway payout this credit settled (rule 3).",
+          "allOf": [
+            {
+              "$ref": "common.json#/$defs/identifier"
+            }
+          ],
+          "maxLength": 128
+        },
+        "fees": {
+          "description": "Written off to the fees account: bank charges on a short payment or the gateway's fees of a payout.",
           "$ref": "common.json#/$defs/outbound_amount"
         }
       },

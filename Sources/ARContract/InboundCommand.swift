@@ -219,6 +219,9 @@ public struct BankCreditReceived: Sendable, Hashable {
     public let endToEndID: String?
     public let remittanceInfo: String?
     public let structuredReference: String?
+    /// The bank's own reference for the booking (camt `AcctSvcrRef`, MT940/BAI2 bank reference);
+    /// with `account`, what recognises the same booking in a later statement. Nil: `entryID` is it.
+    public let bankReference: String?
 }
 
 public struct BankStatementReceived: Sendable, Hashable {

@@ -413,7 +413,8 @@ enum TypedReader {
                 valueDate: try data.optionalDate("value_date"), debtorName: try data.optionalString("debtor_name"),
                 debtorAccount: try data.optionalString("debtor_account"), endToEndID: try data.optionalString("end_to_end_id"),
                 remittanceInfo: try data.optionalString("remittance_info"),
-                structuredReference: try data.optionalString("structured_reference")))
+                structuredReference: try data.optionalString("structured_reference"),
+                bankReference: try data.optionalString("bank_reference")))
         case "dispute.opened":
             return .disputeOpened(DisputeOpened(disputeID: try data.string("dispute_id"), invoiceID: try data.string("invoice_id"),
                                                 reason: try data.string("reason")))

@@ -58,6 +58,7 @@ public enum JournalKind: String, Sendable, CaseIterable {
     case paymentReversed = "payment_reversed"
     case bankCreditReceived = "bank_credit_received"
     case shortfallWrittenOff = "shortfall_written_off"
+    case payoutSettled = "payout_settled"
 }
 
 /// An immutable, balanced double-entry posting in one currency (SPEC section 5). Corrections

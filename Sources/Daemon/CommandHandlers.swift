@@ -42,10 +42,6 @@ enum CommandHandlers {
         }
         if case .statementRequested(let request) = context.message.command { return try RequestHandlers.statement(request, context) }
         if case .paymentHistoryRequested(let request) = context.message.command { return try RequestHandlers.paymentHistory(request, context) }
-        if let unsupported = notYetSupported(context.message.command) {
-            throw Rejection(code: RejectionCode(rawValue: "not_supported_yet"),
-                            detail: "\(unsupported) is not handled by this version of receivablesd; replay it after an upgrade")
-        }
         if !context.released {
             guard try context.store.claimInbox(source: envelope.source, eventID: envelope.id, type: envelope.type, outcome: "applied") else {
                 return .duplicate
@@ -67,18 +63,6 @@ enum CommandHandlers {
         }
         try context.store.enqueue(context.events.drain())
         return disposition
-    }
-
-    private static func notYetSupported(_ command: InboundCommand) -> String? {
-        switch command {
-        case .bankCreditReceived: return "bank.credit.received"
-        case .bankStatementReceived: return "bank.statement.received"
-        case .reconciliationResolved: return "reconciliation.resolved"
-        case .customerUpserted, .invoiceIssued, .invoiceAdjusted, .invoiceVoided, .invoiceWrittenOff, .creditNoteIssued,
-             .paymentSucceeded, .paymentPending, .paymentFailed, .paymentRefunded, .paymentReversed, .accountSummaryRequested,
-             .disputeOpened, .disputeResolved, .promiseToPayRecorded, .statementRequested, .paymentHistoryRequested:
-            return nil
-        }
     }
 
     private static func apply(_ context: HandlerContext) throws -> Disposition {
@@ -116,8 +100,10 @@ enum CommandHandlers {
                                                 takebackID: command.reversalID ?? "reversal:\(context.envelope.source):\(context.envelope.id)",
                                                 kind: .reversal, amount: command.amount, currency: command.currency,
                                                 reason: command.reason.rawValue, context)
-        case .bankCreditReceived, .bankStatementReceived,
-             .reconciliationResolved, .statementRequested, .paymentHistoryRequested, .accountSummaryRequested:
+        case .bankCreditReceived(let command): return try ReconciliationHandlers.creditReceived(command, context)
+        case .bankStatementReceived(let command): return try ReconciliationHandlers.statementReceived(command, context)
+        case .reconciliationResolved(let command): return try ReconciliationHandlers.resolved(command, context)
+        case .statementRequested, .paymentHistoryRequested, .accountSummaryRequested:
             preconditionFailure("\(context.envelope.type) is routed before apply")
         }
     }

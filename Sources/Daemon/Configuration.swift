@@ -77,6 +77,8 @@ public struct DaemonConfiguration: Sendable {
     public var cursorSecret: String?
     /// Dunning policies (YAML); the built-in standard policy when absent.
     public var policiesFile: String?
+    /// Reconciliation tolerances and oldest-first policies (reloadable).
+    public var reconciliation = ReconciliationSettings.builtIn
     /// Seconds between the daemon's own dunning passes; 0 disables them (`dunning tick` still works).
     public var dunningIntervalSeconds = 60
     /// `payment.failed` codes never retried (lower case; compared case-insensitively).

@@ -60,11 +60,13 @@ public enum ConfigurationLoader {
             secretsSpecifier: .dynamic { key, _ in key.hasSuffix("PASSWORD") || key.hasSuffix("_KEY") || key.hasSuffix("_SECRET") }
         ).prefixKeys(with: "receivablesd"))
         var publishersFromFile: [String: [String]]?
+        var fileText: String?
         let path = sources.filePath
         if access(path, F_OK) == 0 {
             do {
                 providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(path)))
                 let text = try String(decoding: readAll(path), as: UTF8.self)
+                fileText = text
                 let (unknown, publishers) = try inspectYAML(text)
                 problems += unknown.map { "\(path): unknown key '\($0)'" }
                 publishersFromFile = publishers
@@ -76,8 +78,11 @@ public enum ConfigurationLoader {
         }
         let reader = ConfigReader(providers: providers)
         var settings = Settings(reader: reader)
-        let configuration = settings.build(publishersFromFile: publishersFromFile, environment: sources.environment)
+        var configuration = settings.build(publishersFromFile: publishersFromFile, environment: sources.environment)
         problems += settings.problems
+        let (reconciliation, reconciliationProblems) = ReconciliationConfiguration.read(yaml: fileText, environment: sources.environment, origin: path)
+        problems += reconciliationProblems
+        configuration?.reconciliation = reconciliation
         guard problems.isEmpty, let configuration else { throw ConfigurationError(problems: problems) }
         return configuration
     }
@@ -91,6 +96,7 @@ public enum ConfigurationLoader {
         func walk(_ node: [String: Any], prefix: String) {
             for (key, value) in node {
                 let path = prefix.isEmpty ? key : prefix + "." + key
+                if path == "reconciliation" { continue }  // read and checked by ReconciliationConfiguration
                 if path == "publishers" {
                     var map: [String: [String]] = [:]
                     if let entries = value as? [String: Any] {

@@ -25,6 +25,7 @@ public final class Daemon: Sendable {
     let stop = StopSignal()
     let state = ServiceState()
     let policies: PolicyHolder
+    let reconciliation: ReconciliationSettingsHolder
     private let drainDeadline = DrainDeadline()
 
     public init(configuration: DaemonConfiguration, sources: ConfigurationSources, logger: Logger, logLevel: LogLevelControl,
@@ -34,6 +35,7 @@ public final class Daemon: Sendable {
         self.logger = logger
         self.logLevel = logLevel
         self.policies = PolicyHolder(policies)
+        self.reconciliation = ReconciliationSettingsHolder(configuration.reconciliation)
     }
 
     /// Runs until SIGTERM or SIGINT; returns the process exit status.
@@ -64,7 +66,8 @@ public final class Daemon: Sendable {
         do { decoder = try InboundDecoder() } catch {
             preconditionFailure("the embedded JSON Schemas do not compile: \(error)")  // a build defect, caught by tests
         }
-        let pipeline = MessagePipeline(configuration: configuration, logger: logger, decoder: decoder, policies: policies)
+        let pipeline = MessagePipeline(configuration: configuration, logger: logger, decoder: decoder, policies: policies,
+                                       reconciliation: reconciliation)
         var threads: [pthread_t] = []
         var healths: [WorkerHealth] = []
         for index in 0..<max(1, configuration.consumers) {
@@ -148,6 +151,7 @@ public final class Daemon: Sendable {
             do throws(PolicyError) {
                 let newPolicies = try PolicyLoader.load(fresh.policiesFile)
                 policies.replace(newPolicies)
+                reconciliation.replace(fresh.reconciliation)
                 logLevel.level = Logger.Level(rawValue: fresh.logLevel) ?? .info
                 logger.notice("configuration reloaded", metadata: ["policies": "\(newPolicies.policies.keys.sorted().joined(separator: ","))",
                                                                    "log_level": "\(fresh.logLevel)"])

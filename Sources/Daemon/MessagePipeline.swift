@@ -27,6 +27,17 @@ struct MessagePipeline: Sendable {
     let decoder: InboundDecoder
     /// The dunning policies in force (retry delays, promise grace); replaced on reload.
     var policies = PolicyHolder.builtIn()
+    /// Reconciliation tolerances and policies in force (replaced on reload).
+    let reconciliation: ReconciliationSettingsHolder
+
+    init(configuration: DaemonConfiguration, logger: Logger, decoder: InboundDecoder, policies: PolicyHolder = .builtIn(),
+         reconciliation: ReconciliationSettingsHolder? = nil) {
+        self.configuration = configuration
+        self.logger = logger
+        self.decoder = decoder
+        self.policies = policies
+        self.reconciliation = reconciliation ?? ReconciliationSettingsHolder(configuration.reconciliation)
+    }
 
     static let inboundTypes = [
         "customer.upserted", "invoice.issued", "invoice.adjusted", "invoice.voided", "invoice.written_off",

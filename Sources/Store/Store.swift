@@ -396,8 +396,15 @@ public final class Store {
                       .text(application.origin.kind.rawValue), .text(application.origin.id), .int(application.amount.minorUnits),
                       .int(application.unwound.minorUnits)])
         }
+        return try postJournal(books.journal, cause: cause)
+    }
+
+    /// Appends journal entries (each with its lines, one statement per entry). Ids are
+    /// `cause` + the entry's position, so re-applying the same message gives the same ids.
+    @discardableResult
+    public func postJournal(_ entries: [JournalEntry], cause: [String]) throws(PostgresError) -> [(id: String, entry: JournalEntry)] {
         var posted: [(id: String, entry: JournalEntry)] = []
-        for (index, entry) in books.journal.enumerated() {
+        for (index, entry) in entries.enumerated() {
             let id = StableID.make(cause + ["journal", String(index)])
             // The entry and all its lines in one statement (one round trip per entry).
             try db.query("""
@@ -514,7 +521,19 @@ public final class Store {
 
     /// A PostgreSQL text[] literal with every element quoted and escaped.
     static func textArray(_ values: [String]) -> String {
-        "{" + values.map { "\"" + $0.replacingOccurrencesOf("\\", "\\\\").replacingOccurrencesOf("\"", "\\\"") + "\"" }.joined(separator: ",") + "}"
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
+        for (index, value) in values.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            for byte in value.utf8 {
+                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { out.append(UInt8(ascii: "\\")) }
+                out.append(byte)
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Reads back the flat `{"k":"v"}` objects written by `jsonObject` (PostgreSQL's jsonb text form).

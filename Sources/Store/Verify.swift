@@ -108,6 +108,7 @@ extension Store {
                        FROM outbox o) posted USING (entry_id)
             WHERE posted.entry_id IS NULL
             """) { "journal entry \($0.requiredString("entry_id")) has no ledger.entry_posted event in the outbox" }
+        violations += try reconciliationViolations(limitPerCheck: limitPerCheck)
         return violations
     }
 }

@@ -92,6 +92,7 @@ struct CheckConfigCommand: AsyncParsableCommand {
             dunning policies (\(c.policiesFile ?? "built-in")): default \(policies.defaultPolicyName); \(policies.policies.keys.sorted().map { name in
                 "\(name): " + policies.policies[name]!.steps.map { "\($0.offsetDays >= 0 ? "+" : "")\($0.offsetDays)d \($0.action.rawValue)" }.joined(separator: ", ")
             }.joined(separator: "; "))
+            reconciliation: \(c.reconciliation.summary)
             configuration is valid
             """)
     }

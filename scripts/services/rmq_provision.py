@@ -30,6 +30,8 @@ USERS = {
     "billing": ("", r"^$", r"^ar\.inbound$", r"^$"),
     "gateway": ("", r"^$", r"^ar\.inbound$", r"^$"),
     "bank": ("", r"^$", r"^ar\.inbound$", r"^$"),
+    # the AR team's tools: reconciliation.resolved, disputes, promises to pay
+    "arteam": ("", r"^$", r"^ar\.inbound$", r"^$"),
     # customer portal: request/reply with server-named queues or direct reply-to
     "portal": (
         "",
