@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "ARDomain", swiftSettings: strict),
         // CloudEvents envelope, JSON, JSON Schema validation, typed commands and events.
         .target(name: "ARContract", dependencies: ["ARDomain"], swiftSettings: strict),
+        // Partitioned intake: partition keys, layout, balanced assignment, the order guard. Pure.
+        .target(name: "Partitioning", dependencies: ["ARDomain", "ARContract"], swiftSettings: strict),
         // camt.053/054, BAI2, MT940 → normalised bank entries.
         .target(name: "BankFormats", dependencies: ["ARDomain", "CLibXML2"], swiftSettings: strict),
 
@@ -46,7 +48,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "ARDomain", "ARContract", "AMQPClient", "PostgresClient", "Store", "CSystemd",
+                "ARDomain", "ARContract", "AMQPClient", "PostgresClient", "Store", "CSystemd", "Partitioning",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -62,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "receivablesd",
             dependencies: [
-                "Daemon", "BankFormats", "Store", "ARContract", "AMQPClient", "PostgresClient",
+                "Daemon", "BankFormats", "Store", "ARContract", "AMQPClient", "PostgresClient", "Partitioning",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -77,6 +79,11 @@ let package = Package(
         .testTarget(
             name: "ARContractTests",
             dependencies: ["ARContract", "ARDomain"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "PartitioningTests",
+            dependencies: ["Partitioning", "ARContract", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
         .testTarget(
