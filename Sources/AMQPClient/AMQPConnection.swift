@@ -307,11 +307,13 @@ public final class AMQPConnection {
         try check(amqp_get_rpc_reply(state), "unbind \(queue) from \(exchange) with \(routingKey)")
     }
 
-    /// Deletes a queue; with `ifEmpty` the broker refuses (406, channel closed) when it still holds messages.
-    public func deleteQueue(_ queue: String, ifEmpty: Bool = false) throws(AMQPError) {
+    /// Deletes a queue; returns how many messages it still held (they are gone).
+    @discardableResult
+    public func deleteQueue(_ queue: String) throws(AMQPError) -> UInt32 {
         let arena = AMQPArena()
-        _ = amqp_queue_delete(state, channel, arena.bytes(queue), 0, ifEmpty ? 1 : 0)
+        let ok = amqp_queue_delete(state, channel, arena.bytes(queue), 0, 0)
         try check(amqp_get_rpc_reply(state), "delete queue \(queue)")
+        return ok?.pointee.message_count ?? 0
     }
 
     public func deleteExchange(_ exchange: String) throws(AMQPError) {

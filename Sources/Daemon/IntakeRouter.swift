@@ -218,10 +218,16 @@ final class IntakeRouter: @unchecked Sendable {
         }
         try consumer.closeChannel(channel)
         if stop.isStopping { return false }
-        if let left = try consumer.queueStatus(legacy), left.messageCount > 0 {
-            return false  // a message arrived after all (an old instance bound it again): the next turn drains it
+        // Quorum queues refuse queue.delete if-empty: check, then delete. Only an older instance
+        // binding it again in between could put a message in; that would be reported here.
+        if let left = try consumer.queueStatus(legacy), left.messageCount > 0 || left.consumerCount > 0 {
+            return false  // a message or an old consumer arrived after all: the next turn handles it
         }
-        try consumer.deleteQueue(legacy, ifEmpty: true)
+        let lost = try consumer.deleteQueue(legacy)
+        if lost > 0 {
+            logger.critical("upgrade: the old work queue received messages while it was deleted; replay them from the publisher",
+                            metadata: ["queue": "\(legacy)", "messages": "\(lost)"])
+        }
         logger.notice("upgrade: old work queue drained into the partitions and deleted", metadata: ["queue": "\(legacy)", "messages": "\(moved)"])
         return true
     }

@@ -122,7 +122,7 @@ final class Harness: Sendable {
         environment["RECEIVABLESD_PARTITION_QUEUE_PREFIX"] = partitionQueuePrefix
         environment["RECEIVABLESD_PARTITIONS"] = String(partitions)
         // A killed instance's partitions move after the lease: short, so the tests are quick.
-        environment["RECEIVABLESD_PARTITION_LEASE_SECONDS"] = "3"
+        environment["RECEIVABLESD_PARTITION_LEASE_SECONDS"] = "2"
         environment["RECEIVABLESD_EVENTS_EXCHANGE"] = eventsExchange
         environment["RECEIVABLESD_DEAD_LETTER_EXCHANGE"] = deadLetterExchange
         environment["RECEIVABLESD_DEAD_LETTER_QUEUE"] = deadLetterExchange
