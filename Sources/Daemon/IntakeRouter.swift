@@ -218,9 +218,11 @@ final class IntakeRouter: @unchecked Sendable {
         }
         try consumer.closeChannel(channel)
         if stop.isStopping { return false }
+        // A quorum queue forgets a consumer a moment after its channel closed.
+        guard let left = try waitUntilNoConsumer(legacy, consumer) else { return true }
         // Quorum queues refuse queue.delete if-empty: check, then delete. Only an older instance
         // binding it again in between could put a message in; that would be reported here.
-        if let left = try consumer.queueStatus(legacy), left.messageCount > 0 || left.consumerCount > 0 {
+        if left.messageCount > 0 || left.consumerCount > 0 {
             return false  // a message or an old consumer arrived after all: the next turn handles it
         }
         let lost = try consumer.deleteQueue(legacy)
@@ -333,6 +335,16 @@ final class IntakeRouter: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// The queue's status once it has no consumer (at most 10 s; nil when it does not exist).
+    private func waitUntilNoConsumer(_ queue: String, _ consumer: AMQPConnection) throws(AMQPError) -> AMQPQueueStatus? {
+        var status = try consumer.queueStatus(queue)
+        for _ in 0..<100 where (status?.consumerCount ?? 0) > 0 && !stop.isStopping {
+            stop.sleep(milliseconds: 100)
+            status = try consumer.queueStatus(queue)
+        }
+        return status
     }
 
     private func unbindLegacyQueue(_ consumer: AMQPConnection) throws(AMQPError) {

@@ -154,7 +154,7 @@ extension BlackBoxTests {
         let first = try await harness.runScript("s13_book.py", arguments + ["0", "150"], timeout: .seconds(120))
         expectClean(first, "book part 1 into the old work queue")
         let before = try await harness.runScript("s13_upgrade.py", ["legacy-status"])
-        #expect(before.object["messages"] as? Int == 150, "the old work queue holds the first part: \(before.line)")
+        #expect(before.object["messages"] as? Int == first.int("published"), "the old work queue holds the first part: \(before.line)")
         // An old instance still consumes it while the new release starts and the rest is published.
         let oldInstance = try harness.spawnScript("s13_upgrade.py", ["hold-legacy", "4"])
         try await Task.sleep(for: .milliseconds(500))
