@@ -202,6 +202,7 @@ final class IntakeRouter: @unchecked Sendable {
         self.layout = layout
         var moved = 0
         while !stop.isStopping {
+            health.turned()  // a long drain is work, not a wedged loop (watchdog)
             guard let first = try consumer.nextDelivery(timeoutMilliseconds: 500) else {
                 guard let left = try consumer.queueStatus(legacy), left.messageCount > 0 else { break }
                 continue

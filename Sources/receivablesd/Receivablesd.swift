@@ -18,7 +18,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure throughput and memory against a baseline measured in the same run.",
-        subcommands: [BenchPipelineCommand.self, BenchBankCommand.self]
+        subcommands: [BenchPipelineCommand.self, BenchBankCommand.self, BenchPartitionsCommand.self]
     )
 }
 
