@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "OperationsTests", dependencies: ["TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Daemon", "Store", "ARContract", "AMQPClient", "PostgresClient", "TestSupport"],
+            dependencies: ["Daemon", "Store", "ARContract", "AMQPClient", "PostgresClient", "Partitioning", "TestSupport"],
             exclude: ["blackbox"],  // python scenario scripts run by the tests
             swiftSettings: strict
         ),

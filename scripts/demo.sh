@@ -78,6 +78,7 @@ done
 say "daemon ready: $(grep -m1 'receivablesd ready' "$LOG")"
 
 "$PY" "$ROOT/scripts/demo/play.py" --seed "$SEED" --out "$DEMO_DIR" --quiet "$QUIET"
+bash "$ROOT/scripts/demo/partitions.sh"
 
 echo
 echo "Verify (receivablesd verify)"

@@ -198,11 +198,8 @@ public struct PartitionBenchmark {
                 SELECT cardinality(holds) AS held FROM partition_members
                 WHERE heartbeat_at > now() - make_interval(secs => $1::double precision / 1000)
                 """, [.int(configuration.partitionLeaseMilliseconds)]).all.map { Int($0.requiredInt64("held")) }
-            // The router lock (two-key advisory lock: classid, objid as unsigned 32-bit oids) is held.
-            let routing = try db.query("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::oid AND objid = $2::oid AND objsubid = 2",
-                                       [.text(String(UInt32(bitPattern: Store.partitionLockSpace))), .text(String(UInt32(bitPattern: Store.routerLockKey)))])
-                .first?.int64("n") ?? 0
-            if held.count == members, held.reduce(0, +) == partitions, (held.max() ?? 0) - (held.min() ?? 0) <= 1, routing == 1 {
+            let routing = try Store(db).routerLockHeld()
+            if held.count == members, held.reduce(0, +) == partitions, (held.max() ?? 0) - (held.min() ?? 0) <= 1, routing {
                 usleep(2_500_000)  // the router's settle time before it subscribes to the intake queue
                 return
             }

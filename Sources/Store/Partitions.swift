@@ -190,3 +190,15 @@ extension Store {
         try db.query("DELETE FROM partition_members WHERE heartbeat_at < now() - make_interval(secs => $1::double precision)", [.int(seconds)])
     }
 }
+
+extension Store {
+    /// Whether some session holds the router lock (one instance routes the intake queue).
+    public func routerLockHeld() throws(PostgresError) -> Bool {
+        // Two-key advisory locks show classid and objid as unsigned 32-bit oids, objsubid 2.
+        try db.query("""
+            SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND classid = $1::oid AND objid = $2::oid AND objsubid = 2
+            """, [.text(String(UInt32(bitPattern: Store.partitionLockSpace))), .text(String(UInt32(bitPattern: Store.routerLockKey)))])
+            .first?.int64("n") ?? 0 > 0
+    }
+}

@@ -8,7 +8,7 @@ struct Receivablesd: AsyncParsableCommand {
         abstract: "Accounts-receivable engine: AMQP in, PostgreSQL books, events out.",
         subcommands: [
             ServeCommand.self, MigrateCommand.self, CheckConfigCommand.self, VerifyCommand.self,
-            HeldCommand.self, DeadLetterCommand.self, BankCommand.self, BenchCommand.self,
+            HeldCommand.self, DeadLetterCommand.self, BankCommand.self, BenchCommand.self, PartitionsCommand.self,
         ]
     )
 }
