@@ -81,18 +81,9 @@ final class ConsumerWorker: @unchecked Sendable {
                 try resolveGaps(store, broker)
                 if arrived == 0 && partitions.pending.isEmpty { try housekeeping(store) }
                 backoff.reset()
-            } catch let error as PostgresError {
-                logger.warning("consumer: database unavailable, messages stay queued", metadata: ["error": "\(error)"])
-                dropConnections()
-                stop.sleep(milliseconds: backoff.next())
-            } catch let error as AMQPError {
-                logger.warning("consumer: broker unavailable", metadata: ["error": "\(error)"])
-                dropConnections()
-                stop.sleep(milliseconds: backoff.next())
             } catch {
-                logger.error("consumer: unexpected error, messages stay queued", metadata: ["error": "\(error)"])
-                dropConnections()
-                stop.sleep(milliseconds: backoff.next())
+                WorkerRecovery.recover(from: error, role: "consumer", consequence: "messages stay queued", logger: logger, backoff: &backoff,
+                                       stop: stop, dropConnections: dropConnections)
             }
         }
         leave()
@@ -307,22 +298,15 @@ final class ConsumerWorker: @unchecked Sendable {
     private func connectDatabase() throws(PostgresError) -> Store {
         if let store, store.db.isConnected { return store }
         if store != nil { dropConnections() }  // the session died: so did its partition locks
-        health.set(database: false)
-        let fresh = Store(try PostgresConnection(configuration.database))
-        try fresh.enableSessionKeepalives()
+        let fresh = try health.openLockingSession(configuration.database)
         store = fresh
-        health.set(database: true)
         return fresh
     }
 
     private func connectBroker() throws(AMQPError) -> AMQPConnection {
         if let broker { return broker }
-        health.set(broker: false)
-        var settings = configuration.broker
-        settings.connectionName = "receivablesd consumer"
-        let connection = try AMQPConnection(settings)
+        let connection = try health.openBroker(configuration.broker, name: "receivablesd consumer")
         broker = connection
-        health.set(broker: true)
         lastMembership = -1_000_000
         logger.info("consumer connected", metadata: ["member": "\(memberID)"])
         return connection

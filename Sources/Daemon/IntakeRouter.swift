@@ -87,18 +87,9 @@ final class IntakeRouter: @unchecked Sendable {
                 // Acked only after the routing committed: a crash before re-routes the batch.
                 try consumer.ack(batch[batch.count - 1].deliveryTag, multiple: true, channel: Self.intakeChannel)
                 backoff.reset()
-            } catch let error as PostgresError {
-                logger.warning("router: database unavailable, intake messages stay queued", metadata: ["error": "\(error)"])
-                dropConnections()
-                stop.sleep(milliseconds: backoff.next())
-            } catch let error as AMQPError {
-                logger.warning("router: broker unavailable", metadata: ["error": "\(error)"])
-                dropConnections()
-                stop.sleep(milliseconds: backoff.next())
             } catch {
-                logger.error("router: unexpected error, intake messages stay queued", metadata: ["error": "\(error)"])
-                dropConnections()
-                stop.sleep(milliseconds: backoff.next())
+                WorkerRecovery.recover(from: error, role: "router", consequence: "intake messages stay queued", logger: logger, backoff: &backoff,
+                                       stop: stop, dropConnections: dropConnections)
             }
         }
         // The last batch was committed and acked. The broker connection goes first (nothing
@@ -385,22 +376,15 @@ final class IntakeRouter: @unchecked Sendable {
     private func connectDatabase() throws(PostgresError) -> Store {
         if let store, store.db.isConnected { return store }
         if store != nil { dropConnections() }  // the session died: so did the lock
-        health.set(database: false)
-        let fresh = Store(try PostgresConnection(configuration.database))
-        try fresh.enableSessionKeepalives()
+        let fresh = try health.openLockingSession(configuration.database)
         store = fresh
-        health.set(database: true)
         return fresh
     }
 
     private func connectConsumer() throws(AMQPError) -> AMQPConnection {
         if let consumer { return consumer }
-        health.set(broker: false)
-        var settings = configuration.broker
-        settings.connectionName = "receivablesd router"
-        let connection = try AMQPConnection(settings)
+        let connection = try health.openBroker(configuration.broker, name: "receivablesd router")
         consumer = connection
-        health.set(broker: true)
         return connection
     }
 

@@ -244,7 +244,7 @@ struct BenchBook {
     let seed: UInt64
 
     func messages() -> [(type: String, body: [UInt8])] {
-        var rng = BenchRandom(state: seed)
+        var rng = BenchRandom(seed: seed)
         var stories: [[(type: String, body: [UInt8])]] = []
         let currencies = ["USD", "EUR", "JPY", "KWD"]
         for c in 0..<customers {
@@ -307,14 +307,12 @@ struct BenchBook {
     }
 }
 
-/// SplitMix64: the same seed gives the same book.
+/// The same seed gives the same book: the partition hash of (seed, counter).
 struct BenchRandom {
-    var state: UInt64
+    let seed: UInt64
+    var counter: UInt64 = 0
     mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        counter += 1
+        return PartitionLayout.hash("\(seed)/\(counter)")
     }
 }
