@@ -233,6 +233,9 @@ extension BlackBoxTests {
             books[customer.replacingOccurrences(of: prefix, with: "P"), default: []].append(line.replacingOccurrences(of: prefix, with: "P"))
         }
         let like = [PostgresValue.text(prefix)]
+        for row in try db.query("SELECT customer_id, name FROM customers WHERE customer_id LIKE $1 || '%' ORDER BY customer_id", like).all {
+            add(row.string("customer_id"), "customer \(row.string("name") ?? "-")")
+        }
         for row in try db.query("""
             SELECT customer_id, invoice_id, currency, amount_minor, balance_minor, written_off_minor, status FROM invoices
             WHERE customer_id LIKE $1 || '%' ORDER BY invoice_id
