@@ -66,7 +66,7 @@ demo: deps
 
 bench: deps
 	@exec env RECEIVABLESD_FAST_DB=0 RECEIVABLESD_FAST_STOP=0 $(WITH) --label "make bench" -- \
-	    bash -c 'set -e; swift build -c release; export RECEIVABLESD_BIN="$$PWD/.build/release/receivablesd"; "$$RECEIVABLESD_BIN" bench pipeline; exec "$$RECEIVABLESD_BIN" bench bank'
+	    bash -c 'set -e; swift build -c release; export RECEIVABLESD_BIN="$$PWD/.build/release/receivablesd"; "$$RECEIVABLESD_BIN" bench pipeline; "$$RECEIVABLESD_BIN" bench partitions; exec "$$RECEIVABLESD_BIN" bench bank'
 
 clean:
 	@bash $(SERVICES) purge

@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "ARDomain", swiftSettings: strict),
         // CloudEvents envelope, JSON, JSON Schema validation, typed commands and events.
         .target(name: "ARContract", dependencies: ["ARDomain"], swiftSettings: strict),
+        // Partitioned intake: partition keys, layout, balanced assignment, the order guard. Pure.
+        .target(name: "Partitioning", dependencies: ["ARDomain", "ARContract"], swiftSettings: strict),
         // camt.053/054, BAI2, MT940 → normalised bank entries.
         .target(name: "BankFormats", dependencies: ["ARDomain", "CLibXML2"], swiftSettings: strict),
 
@@ -52,7 +54,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "ARDomain", "ARContract", "BankFormats", "AMQPClient", "PostgresClient", "Store", "CSystemd", "Documents",
+                "ARDomain", "ARContract", "BankFormats", "AMQPClient", "PostgresClient", "Store", "CSystemd", "Documents", "Partitioning",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -68,7 +70,7 @@ let package = Package(
         .executableTarget(
             name: "receivablesd",
             dependencies: [
-                "Daemon", "BankFormats", "Store", "ARContract", "AMQPClient", "PostgresClient", "Documents",
+                "Daemon", "BankFormats", "Store", "ARContract", "AMQPClient", "PostgresClient", "Documents", "Partitioning",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -98,6 +100,11 @@ let package = Package(
         ),
         .testTarget(name: "DocumentsTests", dependencies: ["Documents", "ARDomain", "ARContract"], swiftSettings: strict),
         .testTarget(
+            name: "PartitioningTests",
+            dependencies: ["Partitioning", "ARContract", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "BankFormatsTests",
             dependencies: ["BankFormats", "ARDomain", .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Fixtures")],
@@ -108,7 +115,7 @@ let package = Package(
         .testTarget(name: "OperationsTests", dependencies: ["TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Daemon", "Store", "ARContract", "ARDomain", "AMQPClient", "PostgresClient", "TestSupport"],
+            dependencies: ["Daemon", "Store", "ARContract", "ARDomain", "AMQPClient", "PostgresClient", "Partitioning", "TestSupport"],
             exclude: ["blackbox"],  // python scenario scripts run by the tests
             swiftSettings: strict
         ),

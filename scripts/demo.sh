@@ -85,6 +85,7 @@ say "daemon ready: $(grep -m1 'receivablesd ready' "$LOG")"
 "$PY" "$ROOT/scripts/demo/labels_and_bank_files.py"  # issue 14: gateway labels, bank files as banks write them
 # The bank's day against those invoices: camt.054 + camt.053, BAI2, MT940 (scripts/demo/bank.py).
 "$PY" "$ROOT/scripts/demo/bank.py" --out "$DEMO_DIR"
+bash "$ROOT/scripts/demo/partitions.sh"
 # Statements, payment history, aging, DSO, HTML documents and the reference portal (issue 11).
 "$PY" "$ROOT/scripts/demo/statements.py" "$DEMO_DIR"
 

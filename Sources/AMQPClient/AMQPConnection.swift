@@ -114,6 +114,26 @@ public struct AMQPDelivery: Sendable {
     public let routingKey: String
     public let properties: AMQPProperties
     public let body: [UInt8]
+    /// The channel it arrived on: delivery tags, acks and rejects are per channel.
+    public let channel: UInt16
+
+    public init(deliveryTag: UInt64, redelivered: Bool, exchange: String, routingKey: String, properties: AMQPProperties,
+                body: [UInt8], channel: UInt16 = 1) {
+        self.deliveryTag = deliveryTag
+        self.redelivered = redelivered
+        self.exchange = exchange
+        self.routingKey = routingKey
+        self.properties = properties
+        self.body = body
+        self.channel = channel
+    }
+}
+
+/// What a passive queue.declare reports: ready messages (not those delivered and unacked) and
+/// consumers (on a single-active-consumer queue RabbitMQ counts only the active one).
+public struct AMQPQueueStatus: Sendable, Equatable {
+    public let messageCount: UInt32
+    public let consumerCount: UInt32
 }
 
 /// Outcome of a publish awaited with publisher confirms.
@@ -124,14 +144,19 @@ public enum AMQPConfirm: Sendable, Equatable {
     case returned
 }
 
-/// One rabbitmq-c connection with one channel (number 1).
+/// One rabbitmq-c connection; channel 1 is opened with it, more with `openChannel`.
 ///
 /// rabbitmq-c connections are not thread-safe: one thread owns a connection for its whole life
 /// (the library's README, "Threading"). Consumers and confirm-mode publishers use separate
-/// connections, because a consuming wait would otherwise swallow publisher acks.
+/// connections, because a consuming wait would otherwise swallow publisher acks. A consumer may
+/// consume several queues on one connection, one channel each (acks, prefetch and closing are per
+/// channel; frames of other channels that arrive during a call are queued by rabbitmq-c).
+/// Every method takes the channel it acts on, default 1.
 public final class AMQPConnection {
     private let state: amqp_connection_state_t
     private let channel: amqp_channel_t = 1
+    /// Channels opened with `openChannel` and not closed since (closed on deinit/close).
+    private var extraChannels: Set<amqp_channel_t> = []
     private var isOpen = false
     private var confirmMode = false
     private var nextPublishTag: UInt64 = 1
@@ -153,6 +178,7 @@ public final class AMQPConnection {
     deinit {
         if isOpen {
             // Best effort: the peer may be gone already.
+            for extra in extraChannels { _ = amqp_channel_close(state, extra, Int32(AMQP_REPLY_SUCCESS)) }
             _ = amqp_channel_close(state, channel, Int32(AMQP_REPLY_SUCCESS))
             _ = amqp_connection_close(state, Int32(AMQP_REPLY_SUCCESS))
         }
@@ -209,8 +235,28 @@ public final class AMQPConnection {
     public func close() {
         guard isOpen else { return }
         isOpen = false
+        for extra in extraChannels { _ = amqp_channel_close(state, extra, Int32(AMQP_REPLY_SUCCESS)) }
+        extraChannels = []
         _ = amqp_channel_close(state, channel, Int32(AMQP_REPLY_SUCCESS))
         _ = amqp_connection_close(state, Int32(AMQP_REPLY_SUCCESS))
+    }
+
+    // MARK: channels
+
+    /// Opens channel `number` (2...channel_max). Reopening channel 1 after the broker closed it
+    /// (a failed passive declare) is allowed too.
+    public func openChannel(_ number: UInt16) throws(AMQPError) {
+        _ = amqp_channel_open(state, number)
+        try check(amqp_get_rpc_reply(state), "channel \(number) open", channel: number)
+        if number != channel { extraChannels.insert(number) }
+    }
+
+    /// Closes channel `number`: the broker requeues what was delivered on it and not acked.
+    /// Waits for close-ok; deliveries of other channels that arrive meanwhile stay queued.
+    public func closeChannel(_ number: UInt16) throws(AMQPError) {
+        extraChannels.remove(number)
+        let reply = amqp_channel_close(state, number, Int32(AMQP_REPLY_SUCCESS))
+        try check(reply, "channel \(number) close", channel: number)
     }
 
     // MARK: topology
@@ -219,6 +265,21 @@ public final class AMQPConnection {
         let arena = AMQPArena()
         _ = amqp_exchange_declare(state, channel, arena.bytes(name), arena.bytes(type), 0, durable ? 1 : 0, 0, 0, amqp_empty_table)
         try check(amqp_get_rpc_reply(state), "declare exchange \(name)")
+    }
+
+    /// Passive declare: the queue's ready messages and consumers, or nil when it does not exist.
+    /// (The broker closes the channel for a missing queue; it is reopened here.)
+    public func queueStatus(_ name: String, channel number: UInt16 = 1) throws(AMQPError) -> AMQPQueueStatus? {
+        let arena = AMQPArena()
+        let ok = amqp_queue_declare(state, number, arena.bytes(name), 1, 0, 0, 0, amqp_empty_table)
+        do {
+            try check(amqp_get_rpc_reply(state), "passive declare \(name)", channel: number)
+        } catch where error.replyCode == 404 {
+            try openChannel(number)
+            return nil
+        }
+        guard let ok else { throw AMQPError("passive declare \(name): no reply") }
+        return AMQPQueueStatus(messageCount: ok.pointee.message_count, consumerCount: ok.pointee.consumer_count)
     }
 
     /// Declares a queue; returns its name (the broker's for an empty name) and message count.
@@ -239,10 +300,20 @@ public final class AMQPConnection {
         try check(amqp_get_rpc_reply(state), "bind \(queue) to \(exchange) with \(routingKey)")
     }
 
-    public func deleteQueue(_ queue: String) throws(AMQPError) {
+    /// Removes a binding (removing one that does not exist is not an error in RabbitMQ).
+    public func unbindQueue(_ queue: String, exchange: String, routingKey: String) throws(AMQPError) {
         let arena = AMQPArena()
-        _ = amqp_queue_delete(state, channel, arena.bytes(queue), 0, 0)
+        _ = amqp_queue_unbind(state, channel, arena.bytes(queue), arena.bytes(exchange), arena.bytes(routingKey), amqp_empty_table)
+        try check(amqp_get_rpc_reply(state), "unbind \(queue) from \(exchange) with \(routingKey)")
+    }
+
+    /// Deletes a queue; returns how many messages it still held (they are gone).
+    @discardableResult
+    public func deleteQueue(_ queue: String) throws(AMQPError) -> UInt32 {
+        let arena = AMQPArena()
+        let ok = amqp_queue_delete(state, channel, arena.bytes(queue), 0, 0)
         try check(amqp_get_rpc_reply(state), "delete queue \(queue)")
+        return ok?.pointee.message_count ?? 0
     }
 
     public func deleteExchange(_ exchange: String) throws(AMQPError) {
@@ -259,16 +330,16 @@ public final class AMQPConnection {
 
     // MARK: consuming
 
-    public func setPrefetch(_ count: UInt16) throws(AMQPError) {
-        _ = amqp_basic_qos(state, channel, 0, count, 0)
-        try check(amqp_get_rpc_reply(state), "basic.qos")
+    public func setPrefetch(_ count: UInt16, channel number: UInt16 = 1) throws(AMQPError) {
+        _ = amqp_basic_qos(state, number, 0, count, 0)
+        try check(amqp_get_rpc_reply(state), "basic.qos", channel: number)
     }
 
     @discardableResult
-    public func consume(queue: String, consumerTag: String = "") throws(AMQPError) -> String {
+    public func consume(queue: String, consumerTag: String = "", channel number: UInt16 = 1) throws(AMQPError) -> String {
         let arena = AMQPArena()
-        let ok = amqp_basic_consume(state, channel, arena.bytes(queue), arena.bytes(consumerTag), 0, 0, 0, amqp_empty_table)
-        try check(amqp_get_rpc_reply(state), "consume \(queue)")
+        let ok = amqp_basic_consume(state, number, arena.bytes(queue), arena.bytes(consumerTag), 0, 0, 0, amqp_empty_table)
+        try check(amqp_get_rpc_reply(state), "consume \(queue)", channel: number)
         guard let ok else { throw AMQPError("consume \(queue): no reply") }
         return AMQPConnection.string(ok.pointee.consumer_tag)
     }
@@ -297,7 +368,8 @@ public final class AMQPConnection {
             exchange: AMQPConnection.string(envelope.exchange),
             routingKey: AMQPConnection.string(envelope.routing_key),
             properties: AMQPConnection.properties(envelope.message.properties),
-            body: body
+            body: body,
+            channel: envelope.channel
         )
     }
 
@@ -309,7 +381,7 @@ public final class AMQPConnection {
         switch frame.payload.method.id {
         case AMQP_CHANNEL_CLOSE_METHOD:
             let close = frame.payload.method.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
-            throw AMQPError("channel closed by broker: \(AMQPConnection.string(close.reply_text))", replyCode: close.reply_code)
+            throw AMQPError("channel \(frame.channel) closed by broker: \(AMQPConnection.string(close.reply_text))", replyCode: close.reply_code)
         case AMQP_CONNECTION_CLOSE_METHOD:
             let close = frame.payload.method.decoded.assumingMemoryBound(to: amqp_connection_close_t.self).pointee
             throw AMQPError("connection closed by broker: \(AMQPConnection.string(close.reply_text))", replyCode: close.reply_code)
@@ -320,13 +392,13 @@ public final class AMQPConnection {
         }
     }
 
-    public func ack(_ deliveryTag: UInt64, multiple: Bool = false) throws(AMQPError) {
-        let status = amqp_basic_ack(state, channel, deliveryTag, multiple ? 1 : 0)
+    public func ack(_ deliveryTag: UInt64, multiple: Bool = false, channel number: UInt16 = 1) throws(AMQPError) {
+        let status = amqp_basic_ack(state, number, deliveryTag, multiple ? 1 : 0)
         guard status == AMQP_STATUS_OK.rawValue else { throw AMQPError("ack: \(AMQPConnection.statusText(status))") }
     }
 
-    public func reject(_ deliveryTag: UInt64, requeue: Bool) throws(AMQPError) {
-        let status = amqp_basic_reject(state, channel, deliveryTag, requeue ? 1 : 0)
+    public func reject(_ deliveryTag: UInt64, requeue: Bool, channel number: UInt16 = 1) throws(AMQPError) {
+        let status = amqp_basic_reject(state, number, deliveryTag, requeue ? 1 : 0)
         guard status == AMQP_STATUS_OK.rawValue else { throw AMQPError("reject: \(AMQPConnection.statusText(status))") }
     }
 
@@ -445,7 +517,7 @@ public final class AMQPConnection {
 
     // MARK: helpers
 
-    private func check(_ reply: amqp_rpc_reply_t, _ what: String) throws(AMQPError) {
+    private func check(_ reply: amqp_rpc_reply_t, _ what: String, channel number: UInt16 = 1) throws(AMQPError) {
         switch reply.reply_type {
         case AMQP_RESPONSE_NORMAL:
             return
@@ -461,7 +533,9 @@ public final class AMQPConnection {
                 throw AMQPError("\(what): connection closed by broker: \(AMQPConnection.string(close.reply_text))", replyCode: close.reply_code)
             case AMQP_CHANNEL_CLOSE_METHOD:
                 let close = reply.reply.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
-                _ = amqp_send_method(state, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, nil)
+                var closeOK = amqp_channel_close_ok_t(dummy: 0)
+                _ = amqp_send_method(state, number, AMQP_CHANNEL_CLOSE_OK_METHOD, &closeOK)
+                if number != channel { extraChannels.remove(number) }
                 throw AMQPError("\(what): channel closed by broker: \(AMQPConnection.string(close.reply_text))", replyCode: close.reply_code)
             default:
                 throw AMQPError("\(what): server exception method \(reply.reply.id)")

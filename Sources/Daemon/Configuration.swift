@@ -6,7 +6,17 @@ public struct TopologyNames: Sendable, Equatable {
     public var inboundExchange = "ar.inbound"
     public var eventsExchange = "ar.events"
     public var deadLetterExchange = "ar.dead-letter"
+    /// The single work queue of releases before the partitioned intake: drained into the
+    /// partitions and deleted on upgrade (docs/partitioning.md).
     public var workQueue = "ar.inbound.work"
+    /// Bound to the inbound exchange like the old work queue; one router at a time reads it.
+    public var intakeQueue = "ar.inbound.intake"
+    /// Direct exchange the router publishes to, routing key = partition queue name.
+    public var partitionExchange = "ar.partitions"
+    /// Partition queues are `<prefix>.00` … `<prefix>.<P-1>` and `<prefix>.bank`.
+    public var partitionQueuePrefix = "ar.inbound.part"
+    /// P: customer partitions (a change is applied by the router after the old layout drained).
+    public var partitions = 16
     public var deadLetterQueue = "ar.dead-letter"
     /// quorum (default: replicated, delivery limit dead-letters a poison message) or classic.
     public var workQueueType = "quorum"
@@ -57,6 +67,11 @@ public struct DaemonConfiguration: Sendable {
     public var eventSource = "receivablesd"
     public var consumers = 1
     public var prefetch: UInt16 = 64
+    /// A consumer thread not heard from for this long is gone; its partitions move.
+    public var partitionLeaseMilliseconds = 6_000
+    /// Intake messages routed per transaction (also bounds what one repeated publish can reorder,
+    /// which the order guard's window, `prefetch`, must cover).
+    public var routerBatchSize = 32
     /// Messages applied per database transaction (the batching seam; 1 = one per transaction).
     public var batchSize = 32
     public var maximumBodyBytes = 1_048_576

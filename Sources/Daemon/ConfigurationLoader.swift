@@ -45,6 +45,7 @@ public enum ConfigurationLoader {
         "delivery_limit", "consumers", "prefetch", "batch_size", "max_body_bytes", "max_json_depth", "hold_seconds",
         "housekeeping_seconds", "event_source", "log_level", "http.host", "http.port", "policies_file", "publishers",
         "reply_queue_prefixes", "dunning_interval_seconds", "hard_decline_codes", "cursor.secret",
+        "intake_queue", "partition_exchange", "partition_queue_prefix", "partitions", "partition_lease_seconds", "router_batch_size",
     ]
 
     public static func load(_ sources: ConfigurationSources = ConfigurationSources()) async throws(ConfigurationError) -> DaemonConfiguration {
@@ -222,8 +223,17 @@ private struct Settings {
         configuration.topology.deadLetterQueue = string("dead_letter_queue", configuration.topology.deadLetterQueue)
         configuration.topology.workQueueType = oneOf("work_queue_type", "quorum", ["quorum", "classic"])
         configuration.topology.deliveryLimit = int("delivery_limit", 20, 1...1000)
+        configuration.topology.intakeQueue = string("intake_queue", configuration.topology.intakeQueue)
+        configuration.topology.partitionExchange = string("partition_exchange", configuration.topology.partitionExchange)
+        configuration.topology.partitionQueuePrefix = string("partition_queue_prefix", configuration.topology.partitionQueuePrefix)
+        configuration.topology.partitions = int("partitions", 16, 1...1024)
+        configuration.partitionLeaseMilliseconds = int("partition_lease_seconds", 6, 2...300) * 1000
+        configuration.routerBatchSize = int("router_batch_size", 32, 1...1_000)
         configuration.consumers = int("consumers", 1, 1...64)
         configuration.prefetch = UInt16(int("prefetch", 64, 1...10_000))
+        if configuration.routerBatchSize > Int(configuration.prefetch) {
+            problems.append("router_batch_size = \(configuration.routerBatchSize) exceeds prefetch = \(configuration.prefetch): the order guard waits for early messages within the prefetch window")
+        }
         configuration.batchSize = int("batch_size", 32, 1...1_000)
         configuration.maximumBodyBytes = int("max_body_bytes", 1_048_576, 1_024...67_108_864)
         configuration.maximumJSONDepth = int("max_json_depth", 32, 4...256)

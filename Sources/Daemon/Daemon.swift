@@ -70,11 +70,18 @@ public final class Daemon: Sendable {
                                        reconciliation: reconciliation)
         var threads: [pthread_t] = []
         var healths: [WorkerHealth] = []
+        // Partitioned intake (docs/partitioning.md): one router thread per instance (one routes
+        // at a time) and the consumer threads, each a member of the partition assignment.
+        let routerHealth = WorkerHealth(name: "router-0")
+        healths.append(routerHealth)
+        let router = IntakeRouter(configuration: configuration, stop: stop, health: routerHealth, logger: Logger.child(logger, "router", 0))
+        threads.append(startThread(name: "router") { router.run() })
+        let instance = "\(HostName.current)/\(getpid())/\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         for index in 0..<max(1, configuration.consumers) {
             let health = WorkerHealth(name: "consumer-\(index)")
             healths.append(health)
             let worker = ConsumerWorker(configuration: configuration, pipeline: pipeline, stop: stop, health: health,
-                                        logger: Logger.child(logger, "consumer", index))
+                                        logger: Logger.child(logger, "consumer", index), memberID: "\(instance)/c\(index)")
             threads.append(startThread(name: "consumer-\(index)") { worker.run() })
         }
         let publisherHealth = WorkerHealth(name: "publisher-0")
@@ -103,8 +110,9 @@ public final class Daemon: Sendable {
             return (stuck.isEmpty, stuck.isEmpty && down.isEmpty, detail)
         }
         state.setReady(true)
-        SystemdNotifier.notify("READY=1\nSTATUS=consuming \(configuration.topology.workQueue)")
-        logger.info("receivablesd ready", metadata: ["queue": "\(configuration.topology.workQueue)", "consumers": "\(configuration.consumers)"])
+        SystemdNotifier.notify("READY=1\nSTATUS=consuming \(configuration.topology.intakeQueue) through \(configuration.topology.partitionQueuePrefix).*")
+        logger.info("receivablesd ready", metadata: ["queue": "\(configuration.topology.intakeQueue)", "partitions": "\(configuration.topology.partitionQueuePrefix).*",
+                                                     "consumers": "\(configuration.consumers)", "instance": "\(instance)"])
 
         let watchdogMicroseconds = SystemdNotifier.watchdogMicroseconds()
         let tick = watchdogMicroseconds.map { max(100, Int($0 / 2_000)) } ?? 1_000

@@ -47,8 +47,11 @@ struct MessagePipeline: Sendable {
         "payment_history.requested",
     ]
 
+    /// `beforeCommit` runs inside the batch's transaction after the messages (the consumer
+    /// records how far each partition was applied, atomically with the effects).
     @discardableResult
-    func process(_ batch: [AMQPDelivery], store: Store) throws(PostgresError) -> [Disposition] {
+    func process(_ batch: [AMQPDelivery], store: Store,
+                 beforeCommit: (Store) throws(PostgresError) -> Void = { _ in }) throws(PostgresError) -> [Disposition] {
         let started = Monotonic.nanoseconds()
         let examined = batch.map(examine)
         var attempt = 0
@@ -60,6 +63,7 @@ struct MessagePipeline: Sendable {
                     for (delivery, verdict) in zip(batch, examined) {
                         result.append(try apply(verdict, delivery: delivery, store: store))
                     }
+                    try beforeCommit(store)
                     try store.notifyOutbox()
                     return result
                 }

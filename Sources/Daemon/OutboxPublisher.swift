@@ -49,18 +49,9 @@ final class OutboxPublisher: @unchecked Sendable {
                     _ = try store.db.waitForNotifications(timeoutMilliseconds: 200)
                     try channel.idle(timeoutMilliseconds: 0)
                 }
-            } catch let error as PostgresError {
-                logger.warning("outbox publisher: database unavailable", metadata: ["error": "\(error)"])
-                dropConnections()
-                stop.sleep(milliseconds: backoff.next())
-            } catch let error as AMQPError {
-                logger.warning("outbox publisher: broker unavailable", metadata: ["error": "\(error)"])
-                dropConnections()
-                stop.sleep(milliseconds: backoff.next())
             } catch {
-                logger.error("outbox publisher: unexpected error", metadata: ["error": "\(error)"])
-                dropConnections()
-                stop.sleep(milliseconds: backoff.next())
+                WorkerRecovery.recover(from: error, role: "outbox publisher", consequence: "", logger: logger, backoff: &backoff,
+                                       stop: stop, dropConnections: dropConnections)
             }
         }
         broker?.close()

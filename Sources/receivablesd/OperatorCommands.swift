@@ -74,6 +74,7 @@ struct MigrateCommand: AsyncParsableCommand {
 struct CheckConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Validate the configuration and print it with secrets redacted.")
     @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Also say which partition queue this customer id's messages go to.") var customer: [String] = []
 
     func run() async throws {
         let c = try await connection.load()
@@ -81,7 +82,7 @@ struct CheckConfigCommand: AsyncParsableCommand {
         print("""
             database: \(c.database.user)@\(c.database.host):\(c.database.port)/\(c.database.database) sslmode=\(c.database.sslMode) password=\(c.database.password == nil ? "(none)" : "(redacted)")
             broker: \(c.broker.user)@\(c.broker.host):\(c.broker.port) vhost=\(c.broker.virtualHost) tls=\(c.broker.tls != nil) password=(redacted)
-            topology: inbound=\(c.topology.inboundExchange) events=\(c.topology.eventsExchange) dead-letter=\(c.topology.deadLetterExchange) queue=\(c.topology.workQueue) (\(c.topology.workQueueType), delivery limit \(c.topology.deliveryLimit))
+            \(TopologyExplanation.lines(c, customers: customer).joined(separator: "\n"))
             consumers=\(c.consumers) prefetch=\(c.prefetch) batch=\(c.batchSize) max-body=\(c.maximumBodyBytes) max-depth=\(c.maximumJSONDepth) hold=\(c.holdSeconds)s
             publishers: \(c.publishers.allowed.sorted { $0.key < $1.key }.map { "\($0.key)=[\($0.value.joined(separator: ","))]" }.joined(separator: " "))
             http: \(c.httpPort.map { "\(c.httpHost):\($0)" } ?? "off") log_level=\(c.logLevel)

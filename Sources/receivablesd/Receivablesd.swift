@@ -9,7 +9,7 @@ struct Receivablesd: AsyncParsableCommand {
         subcommands: [
             ServeCommand.self, MigrateCommand.self, CheckConfigCommand.self, VerifyCommand.self,
             HeldCommand.self, DeadLetterCommand.self, BankCommand.self, ReconcileCommand.self, BenchCommand.self, DunningCommand.self,
-            StatementCommand.self, ReportCommand.self,
+            StatementCommand.self, ReportCommand.self, PartitionsCommand.self,
         ]
     )
 }
@@ -19,7 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure throughput and memory against a baseline measured in the same run.",
-        subcommands: [BenchPipelineCommand.self, BenchBankCommand.self, BenchReadsCommand.self, BenchReconcileCommand.self]
+        subcommands: [BenchPipelineCommand.self, BenchBankCommand.self, BenchReadsCommand.self, BenchReconcileCommand.self, BenchPartitionsCommand.self]
     )
 }
 

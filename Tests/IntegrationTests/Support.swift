@@ -83,6 +83,12 @@ final class Harness: Sendable {
     let tag = "it\(getpid())"
     var database: String { "receivablesd_\(tag)" }
     var workQueue: String { "ar.\(tag).work" }
+    var intakeQueue: String { "ar.\(tag).intake" }
+    var partitionExchange: String { "ar.\(tag).partitions" }
+    var partitionQueuePrefix: String { "ar.\(tag).part" }
+    let partitions = 16
+    /// Every partition queue of the run (customer partitions and the bank partition).
+    var partitionQueues: [String] { (0..<partitions).map { partitionQueuePrefix + "." + ($0 < 10 ? "0\($0)" : "\($0)") } + [partitionQueuePrefix + ".bank"] }
     var eventsExchange: String { "ar.\(tag).events" }
     var deadLetterExchange: String { "ar.\(tag).dead-letter" }
     var eventSource: String { "receivablesd-\(tag)" }
@@ -111,6 +117,12 @@ final class Harness: Sendable {
         var environment = try TestEnvironment.load()
         environment["RECEIVABLESD_DB_NAME"] = database
         environment["RECEIVABLESD_WORK_QUEUE"] = workQueue
+        environment["RECEIVABLESD_INTAKE_QUEUE"] = intakeQueue
+        environment["RECEIVABLESD_PARTITION_EXCHANGE"] = partitionExchange
+        environment["RECEIVABLESD_PARTITION_QUEUE_PREFIX"] = partitionQueuePrefix
+        environment["RECEIVABLESD_PARTITIONS"] = String(partitions)
+        // A killed instance's partitions move after the lease: short, so the tests are quick.
+        environment["RECEIVABLESD_PARTITION_LEASE_SECONDS"] = "2"
         environment["RECEIVABLESD_EVENTS_EXCHANGE"] = eventsExchange
         environment["RECEIVABLESD_DEAD_LETTER_EXCHANGE"] = deadLetterExchange
         environment["RECEIVABLESD_DEAD_LETTER_QUEUE"] = deadLetterExchange
@@ -130,6 +142,9 @@ final class Harness: Sendable {
         environment["IT_DEAD_LETTER_EXCHANGE"] = deadLetterExchange
         environment["IT_EVENT_SOURCE"] = eventSource
         environment["IT_TAG"] = tag
+        environment["IT_INTAKE_QUEUE"] = intakeQueue
+        environment["IT_WORK_QUEUE"] = workQueue
+        environment["IT_PARTITION_QUEUES"] = partitionQueues.joined(separator: ",")
         environment["IT_HOLD_SECONDS"] = String(holdSeconds)
         environment["PYTHONDONTWRITEBYTECODE"] = "1"
         return environment
@@ -180,7 +195,8 @@ final class Harness: Sendable {
         }
         guard let environment = try? environment() else { return }
         if environment["IT_KEEP"] == "1" { return }
-        if let result = try? await runScript("topology.py", ["cleanup", workQueue, deadLetterExchange, eventsExchange], timeout: .seconds(60)),
+        if let result = try? await runScript("topology.py", ["cleanup", workQueue, deadLetterExchange, eventsExchange, intakeQueue, partitionExchange]
+                                             + partitionQueues, timeout: .seconds(60)),
            result.exitStatus != 0 {
             Issue.record("broker cleanup failed: \(result.stderr)")
         }

@@ -144,6 +144,12 @@ final class OpsScope: Sendable {
 
     var database: String { "receivablesd_\(tag)" }
     var workQueue: String { "ar.\(tag).work" }
+    var intakeQueue: String { "ar.\(tag).intake" }
+    var partitionExchange: String { "ar.\(tag).partitions" }
+    var partitionQueuePrefix: String { "ar.\(tag).part" }
+    /// Few partitions: these tests run one daemon; each partition is a quorum queue to declare.
+    let partitions = 2
+    var partitionQueues: [String] { (0..<partitions).map { partitionQueuePrefix + ".0\($0)" } + [partitionQueuePrefix + ".bank"] }
     var eventsExchange: String { "ar.\(tag).events" }
     var deadLetterExchange: String { "ar.\(tag).dead-letter" }
     var captureQueue: String { "ar.\(tag).capture" }
@@ -167,7 +173,7 @@ final class OpsScope: Sendable {
     /// Kills what is still running, deletes the private broker objects and database.
     func cleanup() async {
         for child in children.withLock({ $0 }) where child.isRunning { await child.kill9() }
-        _ = try? await python(["cleanup", workQueue, deadLetterExchange, eventsExchange, captureQueue])
+        _ = try? await python(["cleanup", workQueue, deadLetterExchange, eventsExchange, captureQueue, intakeQueue, partitionExchange] + partitionQueues)
         _ = try? await psql("DROP DATABASE IF EXISTS \"\(database)\" WITH (FORCE)", database: "postgres")
         if environment["OPS_KEEP"] != "1" { try? FileManager.default.removeItem(atPath: directory) }
     }
@@ -183,6 +189,10 @@ final class OpsScope: Sendable {
         for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"] { env.removeValue(forKey: key) }
         env["RECEIVABLESD_DB_NAME"] = database
         env["RECEIVABLESD_WORK_QUEUE"] = workQueue
+        env["RECEIVABLESD_INTAKE_QUEUE"] = intakeQueue
+        env["RECEIVABLESD_PARTITION_EXCHANGE"] = partitionExchange
+        env["RECEIVABLESD_PARTITION_QUEUE_PREFIX"] = partitionQueuePrefix
+        env["RECEIVABLESD_PARTITIONS"] = String(partitions)
         env["RECEIVABLESD_EVENTS_EXCHANGE"] = eventsExchange
         env["RECEIVABLESD_DEAD_LETTER_EXCHANGE"] = deadLetterExchange
         env["RECEIVABLESD_DEAD_LETTER_QUEUE"] = deadLetterExchange
