@@ -164,6 +164,13 @@ struct MessagePipeline: Sendable {
         if let user = publisher { recorded["x-original-user-id"] = user }
         if let correlation = properties.correlationID { recorded["x-original-correlation-id"] = correlation }
         if let replyTo = properties.replyTo { recorded["x-original-reply-to"] = replyTo }
+        // Nothing doubled: the same message rejected again (redelivered after a crash before its
+        // ack) is already recorded and on its way to the dead-letter exchange.
+        if let source, let eventID,
+           let existing = try store.existingDeadLetter(source: source, eventID: eventID, reason: rejection.code.rawValue, body: body) {
+            logger.info("rejection already dead-lettered", metadata: ["id": "\(eventID)", "dead_letter": "\(existing)"])
+            return
+        }
         let number = try store.recordDeadLetter(source: source, eventID: eventID, type: type, routingKey: routingKey, userID: publisher,
                                                 reason: rejection.code.rawValue, detail: rejection.detail, body: body, properties: recorded)
         var headers = recorded

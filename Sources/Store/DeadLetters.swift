@@ -41,6 +41,16 @@ extension Store {
         }
     }
 
+    /// The unreplayed record of exactly this rejection (same message key, reason and body), if
+    /// one exists: a redelivered message rejected again is the same dead letter, not a second one.
+    public func existingDeadLetter(source: String, eventID: String, reason: String, body: [UInt8]) throws(PostgresError) -> Int64? {
+        try db.query("""
+            SELECT dead_letter_id FROM dead_letters
+            WHERE source = $1 AND event_id = $2 AND replayed_at IS NULL AND reason = $3 AND body = $4
+            ORDER BY dead_letter_id LIMIT 1
+            """, [.text(source), .text(eventID), .text(reason), .bytes(body)]).first?.int64("dead_letter_id")
+    }
+
     public func markReplayed(_ number: Int64) throws(PostgresError) {
         try db.query("UPDATE dead_letters SET replayed_at = now() WHERE dead_letter_id = $1", [.int(number)])
     }
