@@ -83,10 +83,15 @@ public struct ReportDocument: Sendable {
     }
 
     func csv() -> String {
-        var rows: [[String]] = [["report", "section"] + (sections.first?.columns.map(\.key) ?? [])]
+        var rows: [[String]] = []
+        var header: [String]?
         for section in sections {
+            // A header row wherever the shape changes (a report may have summary and detail sections).
+            let keys = ["report", "section"] + section.columns.map(\.key)
+            if keys != header { rows.append(keys); header = keys }
             for row in section.rows { rows.append([kind, section.id] + row) }
         }
+        if rows.isEmpty { rows.append(["report", "section"]) }
         return CSV.render(rows)
     }
 

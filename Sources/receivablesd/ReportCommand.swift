@@ -5,15 +5,15 @@ import Documents
 import PostgresClient
 import Store
 
-/// `receivablesd report aging|dso|unapplied|all [--as-of DATE] [--format table|csv|json|html]`: the AR
+/// `receivablesd report aging|dso|unapplied|exceptions|all [--as-of DATE] [--format table|csv|json|html]`: the AR
 /// team's figures from the journal as known now, booked on or before the end of the as-of day.
 ///
 /// Each report is one entry of `ReportCommand.reports`: a name and a function from the store and
-/// the as-of date to a ReportDocument. Issue 9's `exceptions` is one more entry.
+/// the as-of date to a ReportDocument.
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "AR reports: aging by customer, DSO (countback), unapplied cash by age; 'all' for the HTML page of all of them.")
+        abstract: "AR reports: aging by customer, DSO (countback), unapplied cash by age, open reconciliation exceptions by reason and age; 'all' for the HTML page of all of them.")
 
     typealias Builder = @Sendable (Store, BusinessDate, Instant) throws -> ReportDocument
 
@@ -21,10 +21,20 @@ struct ReportCommand: AsyncParsableCommand {
         ("aging", { store, asOf, now in ARReportDocuments.aging(try store.agingByCustomer(asOf: asOf), asOf: asOf, generatedAt: now) }),
         ("dso", { store, asOf, now in ARReportDocuments.dso(try store.daysSalesOutstanding(asOf: asOf), asOf: asOf, generatedAt: now) }),
         ("unapplied", { store, asOf, now in ARReportDocuments.unapplied(try store.unappliedByCustomer(asOf: asOf), asOf: asOf, generatedAt: now) }),
+        ("exceptions", { store, asOf, now in ExceptionsReport.document(try ReportCommand.openExceptions(store), asOf: asOf, generatedAt: now) }),
     ]
 
+    /// The reconciliation exceptions open now, as report lines (booking date, else the day received).
+    static func openExceptions(_ store: Store) throws -> [OpenExceptionLine] {
+        try store.openExceptions(limit: 100_000).map { exception in
+            let booked = exception.bookingDate.flatMap(BusinessDate.init) ?? BusinessDate(String(exception.receivedAt.prefix(10)))!
+            return OpenExceptionLine(entryID: exception.entryID, account: exception.accountKey, amount: exception.amount, bookedOn: booked,
+                                     reason: exception.reason, candidateCustomers: exception.candidateCustomers)
+        }
+    }
+
     @OptionGroup var connection: ConnectionOptions
-    @Argument(help: "aging, dso, unapplied or all.") var report: String
+    @Argument(help: "aging, dso, unapplied, exceptions or all.") var report: String
     @Option(name: .customLong("as-of"), help: "As-of day YYYY-MM-DD (default: today, UTC).") var asOf: String?
     @Option(help: "table, csv, json or html.") var format = "table"
     @Option(help: "Write to this file instead of standard output.") var output: String?

@@ -75,3 +75,45 @@ import Testing
         #expect(bars.map { $0["bar_height"] as? Int } == [45, 180, 0])
     }
 }
+
+/// `receivablesd report exceptions`: a worked example counted by hand.
+@Suite struct ExceptionsReportTests {
+    static let eur = Currency(code: "EUR")!
+    static let jpy = Currency(code: "JPY")!
+
+    static func line(_ id: String, _ minor: Int64, _ currency: Currency, _ day: String, _ reason: String, _ candidates: [String] = []) -> OpenExceptionLine {
+        OpenExceptionLine(entryID: id, account: "DE89", amount: Money(minorUnits: minor, currency: currency), bookedOn: BusinessDate(day)!,
+                          reason: reason, candidateCustomers: candidates)
+    }
+
+    @Test func bucketsByReasonAndAgeWithTotals() throws {
+        let asOf = BusinessDate("2026-03-31")!
+        let lines = [
+            Self.line("e1", 10_000, Self.eur, "2026-03-31", "ambiguous", ["C1", "C2"]),  // 0 days
+            Self.line("e2", 2_500, Self.eur, "2026-03-29", "ambiguous", ["C3"]),          // 2 days: still 0-2
+            Self.line("e3", 700, Self.eur, "2026-03-28", "no_match"),                     // 3 days: 3-7
+            Self.line("e4", 99_999, Self.eur, "2026-02-01", "no_match"),                  // 58 days: 31+
+            Self.line("e5", 500, Self.jpy, "2026-03-20", "currency_mismatch", ["C9"]),    // 11 days: 8-30
+        ]
+        let document = ExceptionsReport.document(lines.reversed(), asOf: asOf, generatedAt: Instant(rfc3339: "2026-03-31T12:00:00Z")!)
+        #expect(document.sections.map(\.id) == ["EUR-summary", "EUR-entries", "JPY-summary", "JPY-entries"])
+        let summary = document.sections[0]
+        // reason, then (count, amount) for 0-2, 3-7, 8-30, 31+, total
+        #expect(summary.rows[0] == ["ambiguous", "2", "125.00", "0", "0.00", "0", "0.00", "0", "0.00", "2", "125.00"])
+        #expect(summary.rows[1] == ["no_match", "0", "0.00", "1", "7.00", "0", "0.00", "1", "999.99", "2", "1006.99"])
+        #expect(summary.rows[2] == ["TOTAL", "2", "125.00", "1", "7.00", "0", "0.00", "1", "999.99", "4", "1131.99"])
+        #expect(summary.hasTotal)
+        let entries = document.sections[1]
+        #expect(entries.rows.map { $0[0] } == ["e4", "e3", "e2", "e1"], "oldest first")
+        #expect(entries.rows[0][3] == "58" && entries.rows[3][5] == "C1 C2")
+        #expect(document.sections[2].rows.last == ["TOTAL", "0", "0", "0", "0", "1", "500", "0", "0", "1", "500"])
+        let csv = document.render(.csv)
+        #expect(csv.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("report,section,") }.count == 4, "a header per section shape:\n\(csv)")
+    }
+
+    @Test func noExceptionsIsAnEmptyReport() {
+        let document = ExceptionsReport.document([], asOf: BusinessDate("2026-03-31")!, generatedAt: Instant(rfc3339: "2026-03-31T12:00:00Z")!)
+        #expect(document.sections.isEmpty)
+        #expect(document.render(.table).hasPrefix("Open reconciliation exceptions, as of 2026-03-31"))
+    }
+}

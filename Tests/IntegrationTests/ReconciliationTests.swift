@@ -124,6 +124,23 @@ extension BlackBoxTests {
         #expect(try db.int("SELECT count(*) FROM bank_entries WHERE entry_id LIKE $1 || '%'", [.text(prefix)]) == Int64(result.int("credits") ?? -1))
         #expect(try db.int("SELECT count(*) FROM reconciliation_decisions WHERE entry_id LIKE $1 || '%'", [.text(prefix)]) == Int64(result.int("credits") ?? -1),
                 "one decision per credit")
+        // The AR team's queue lists exactly the run's open exceptions, with their reasons.
+        let report = try await harness.cli(["report", "exceptions", "--format", "json"])
+        #expect(report.status == 0, "report exceptions failed:\n\(report.output)")
+        let json = report.output.split(separator: "\n").first { $0.hasPrefix("{") }.map(String.init) ?? "{}"
+        let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] ?? [:]
+        var listed: [String: String] = [:]
+        for section in object["sections"] as? [[String: Any]] ?? [] where (section["id"] as? String ?? "").hasSuffix("-entries") {
+            for row in section["rows"] as? [[String: Any]] ?? [] {
+                if let id = row["entry_id"] as? String, id.hasPrefix(prefix) { listed[id] = row["reason"] as? String }
+            }
+        }
+        var expected: [String: String] = [:]
+        for row in try db.query("SELECT entry_id, reason FROM bank_entries WHERE state = 'exception' AND entry_id LIKE $1 || '%'", [.text(prefix)]).all {
+            expected[row.requiredString("entry_id")] = row.requiredString("reason")
+        }
+        #expect(!expected.isEmpty, "the volume day has exceptions")
+        #expect(listed == expected, "report exceptions lists \(listed.count) of the run's \(expected.count) open exceptions")
         try await expectVerifyPasses()
     }
 }
