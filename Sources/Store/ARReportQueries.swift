@@ -53,11 +53,13 @@ extension Store {
             SELECT e.currency, sum(l.debit_minor - l.credit_minor)::bigint AS receivable
             \(Store.bookedByDate) AND l.account = 'receivable' GROUP BY e.currency
             """, [.text(asOf.description)])
+        // Sales are dated by the invoice's issue date, not by when the invoice reached us: a billing
+        // system that sends September's invoices in December has September sales (countback DSO).
         let sales = try db.query("""
-            SELECT e.currency, date_trunc('month', \(Store.bookedOn))::date::text AS month,
+            SELECT e.currency, date_trunc('month', i.issue_date)::date::text AS month,
                    sum(l.debit_minor)::bigint AS sales
-            \(Store.bookedByDate) AND l.account = 'receivable' AND e.kind = 'invoice_issued'
-              AND \(Store.bookedOn) >= $2::date
+            \(Store.bookedByDate(joining: "JOIN invoices i ON i.invoice_id = l.invoice_id")) AND l.account = 'receivable' AND e.kind = 'invoice_issued'
+              AND i.issue_date >= $2::date AND i.issue_date <= $1::date
             GROUP BY e.currency, month
             """, [.text(asOf.description), .text(oldest.description)])
         var salesByMonth: [Currency: [BusinessDate: Int64]] = [:]
