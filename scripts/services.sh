@@ -61,11 +61,12 @@ requested_config() {
     HTTP_PORT=${RECEIVABLESD_HTTP_PORT:-$((base + 5))}
     AMQPS_PORT=${RECEIVABLESD_AMQPS_PORT:-$((base + 6))}
     PG2_PORT=${RECEIVABLESD_PG2_PORT:-$((base + 7))}
+    PORTAL_PORT=${RECEIVABLESD_PORTAL_PORT:-$((base + 8))}   # the reference portal page (demo, tests)
     # rabbitmqctl & co. open their own Erlang distribution listener: keep it private too (2 ports).
     CTL_PORT_MIN=$((DIST_PORT + 6)); CTL_PORT_MAX=$((DIST_PORT + 7))
     RMQ_NODENAME=${RECEIVABLESD_RMQ_NODENAME:-receivablesd-$S_HASH@localhost}
     local p
-    for p in PG_PORT AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT HTTP_PORT AMQPS_PORT PG2_PORT; do
+    for p in PG_PORT AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT HTTP_PORT AMQPS_PORT PG2_PORT PORTAL_PORT; do
         is_port "${!p}" || die "$p=${!p} is not a valid port (1024..65535)"
     done
     PG_DIR=$(choose_pg_dir)
@@ -95,7 +96,7 @@ record_config() {
     mkdir -p "$S_LOCAL"
     local tmp="$S_RUNENV.tmp.$$" v
     : > "$tmp"
-    for v in PORT_BASE PG_PORT AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT HTTP_PORT AMQPS_PORT PG2_PORT \
+    for v in PORT_BASE PG_PORT AMQP_PORT DIST_PORT EPMD_PORT MGMT_PORT HTTP_PORT AMQPS_PORT PG2_PORT PORTAL_PORT \
              CTL_PORT_MIN CTL_PORT_MAX RMQ_NODENAME PG_DIR FAST_DB FAST_STOP; do
         printf '%s=%q\n' "$v" "${!v}" >> "$tmp"
     done
@@ -159,7 +160,7 @@ require_free() { # PORT VAR-NAME
     if port_in_use "$1"; then
         local who=""
         command -v ss >/dev/null 2>&1 && who=$(ss -Hltnp "sport = :$1" 2>/dev/null | head -n1 | sed -n 's/.*users:((\(.*\)))/\1/p')
-        die "port $1 (${2}) is already in use${who:+ by $who}; choose another with ${2}=<port> or RECEIVABLESD_PORT_BASE=<base> (base..base+7 are used)"
+        die "port $1 (${2}) is already in use${who:+ by $who}; choose another with ${2}=<port> or RECEIVABLESD_PORT_BASE=<base> (base..base+8 are used)"
     fi
 }
 
@@ -657,6 +658,7 @@ emit_env() {
         RECEIVABLESD_AMQP_USER=receivablesd RECEIVABLESD_AMQP_PASSWORD="$(secret amqp-receivablesd.password)"
         RECEIVABLESD_AMQP_VHOST=/
         RECEIVABLESD_HTTP_PORT="$HTTP_PORT" RECEIVABLESD_MGMT_PORT="$MGMT_PORT" RECEIVABLESD_AMQPS_PORT="$AMQPS_PORT"
+        RECEIVABLESD_PORTAL_PORT="$PORTAL_PORT"
     )
     local r u
     for u in admin billing gateway bank portal notifier arteam; do

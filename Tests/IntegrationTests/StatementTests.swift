@@ -54,7 +54,7 @@ extension BlackBoxTests {
         try await harness.ready()
         let environment = try harness.environment()
         let binary = ((environment["RECEIVABLESD_BIN"] ?? "") as NSString).deletingLastPathComponent + "/receivablesd-portal"
-        let portal = try ChildProcess(label: "portal", executable: binary, arguments: ["--port", "0", "--source", harness.eventSource],
+        let portal = try ChildProcess(label: "portal", executable: binary, arguments: ["--port", environment["RECEIVABLESD_PORTAL_PORT"] ?? "0", "--source", harness.eventSource],
                                       environment: environment, logDirectory: harness.logDirectory)
         defer {
             portal.signal(SIGTERM)

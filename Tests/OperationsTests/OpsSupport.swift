@@ -385,23 +385,24 @@ enum HTTPGet {
         return (code, body)
     }
 
-    /// A TCP port nobody listens on right now (bound and released).
+    /// A TCP port below the ephemeral range (the project's port rule: below 32768) that nobody
+    /// listens on right now: random candidates in 24000..<32000, each bound and released.
     static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-                guard bind(fd, pointer, length) == 0 else { return -1 }
-                return getsockname(fd, pointer, &length)
+        for _ in 0..<200 {
+            let candidate = Int.random(in: 24_000..<32_000)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(candidate).bigEndian
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
             }
+            if bound == 0 { return candidate }
         }
-        guard bound == 0 else { throw OpsError("cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        throw OpsError("cannot find a free port below 32768")
     }
 }
 
