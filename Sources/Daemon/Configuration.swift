@@ -66,14 +66,17 @@ public struct DaemonConfiguration: Sendable {
     /// CloudEvents `source` of everything we publish.
     public var eventSource = "receivablesd"
     public var consumers = 1
-    public var prefetch: UInt16 = 64
+    public var prefetch: UInt16 = 256
     /// A consumer thread not heard from for this long is gone; its partitions move.
     public var partitionLeaseMilliseconds = 6_000
     /// Intake messages routed per transaction (also bounds what one repeated publish can reorder,
     /// which the order guard's window, `prefetch`, must cover).
     public var routerBatchSize = 32
-    /// Messages applied per database transaction (the batching seam; 1 = one per transaction).
-    public var batchSize = 32
+    /// Messages applied per database transaction at most (the batching seam; 1 = one per
+    /// transaction). Under light load batches are as small as what is waiting, down to one.
+    public var batchSize = 256
+    /// How long a batch that found more than one message waiting may wait to fill up.
+    public var batchLingerMilliseconds = 2
     public var maximumBodyBytes = 1_048_576
     public var maximumJSONDepth = 32
     /// How long a message may wait for what it needs before it is dead-lettered (SPEC section 7).

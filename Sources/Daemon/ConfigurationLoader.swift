@@ -42,7 +42,7 @@ public enum ConfigurationLoader {
         "amqp.host", "amqp.port", "amqp.vhost", "amqp.user", "amqp.password", "amqp.heartbeat", "amqp.tls", "amqp.cacert",
         "amqp.cert", "amqp.key", "amqp.verify_peer", "amqp.verify_hostname",
         "inbound_exchange", "events_exchange", "dead_letter_exchange", "work_queue", "dead_letter_queue", "work_queue_type",
-        "delivery_limit", "consumers", "prefetch", "batch_size", "max_body_bytes", "max_json_depth", "hold_seconds",
+        "delivery_limit", "consumers", "prefetch", "batch_size", "batch_linger_ms", "max_body_bytes", "max_json_depth", "hold_seconds",
         "housekeeping_seconds", "event_source", "log_level", "http.host", "http.port", "policies_file", "publishers",
         "reply_queue_prefixes", "dunning_interval_seconds", "hard_decline_codes", "cursor.secret",
         "intake_queue", "partition_exchange", "partition_queue_prefix", "partitions", "partition_lease_seconds", "router_batch_size",
@@ -230,11 +230,12 @@ private struct Settings {
         configuration.partitionLeaseMilliseconds = int("partition_lease_seconds", 6, 2...300) * 1000
         configuration.routerBatchSize = int("router_batch_size", 32, 1...1_000)
         configuration.consumers = int("consumers", 1, 1...64)
-        configuration.prefetch = UInt16(int("prefetch", 64, 1...10_000))
+        configuration.prefetch = UInt16(int("prefetch", 256, 1...10_000))
         if configuration.routerBatchSize > Int(configuration.prefetch) {
             problems.append("router_batch_size = \(configuration.routerBatchSize) exceeds prefetch = \(configuration.prefetch): the order guard waits for early messages within the prefetch window")
         }
-        configuration.batchSize = int("batch_size", 32, 1...1_000)
+        configuration.batchSize = int("batch_size", 256, 1...1_000)
+        configuration.batchLingerMilliseconds = int("batch_linger_ms", 2, 0...1_000)
         configuration.maximumBodyBytes = int("max_body_bytes", 1_048_576, 1_024...67_108_864)
         configuration.maximumJSONDepth = int("max_json_depth", 32, 4...256)
         configuration.holdSeconds = Int64(int("hold_seconds", 7 * 24 * 3600, 1...366 * 24 * 3600))

@@ -106,7 +106,8 @@ final class OutboxPublisher: @unchecked Sendable {
             let acked = outcomes.filter { $0.value != .nack }.compactMap { tagToSeq[$0.key] }
             try store.markPublished(acked)
             var byType: [String: Int] = [:]
-            for row in pending where acked.contains(row.seq) { byType[row.message.type, default: 0] += 1 }
+            let ackedSet = Set(acked)
+            for row in pending where ackedSet.contains(row.seq) { byType[row.message.type, default: 0] += 1 }
             for (type, count) in byType { DaemonMetrics.published(type: type, count: count) }
             if acked.count < pending.count {
                 // Unconfirmed rows stay in the outbox and are retried on a fresh channel.

@@ -60,47 +60,16 @@ public struct PartitionBenchmark {
 
     /// One run: database, topology names, instances, book, timing, books; everything removed after.
     func play(_ book: [(type: String, body: [UInt8])], instances: Int, tag: String, log: (String) -> Void) throws -> (Double, [String: String]) {
-        let databaseName = "receivablesd_\(tag)"
-        let admin = try PostgresConnection(configuration.database)
-        // CREATE DATABASE takes no parameters; the name is built from digits and letters only.
-        try admin.simpleQuery("CREATE DATABASE \(databaseName)")
-        defer { _ = try? admin.simpleQuery("DROP DATABASE IF EXISTS \(databaseName) WITH (FORCE)") }  // best effort cleanup
-        let prefix = "receivablesd.\(tag)"
-        var names = configuration.topology
-        names.inboundExchange = prefix + ".inbound"
-        names.eventsExchange = prefix + ".events"
-        names.deadLetterExchange = prefix + ".dead-letter"
-        names.deadLetterQueue = prefix + ".dead-letter"
-        names.workQueue = prefix + ".work"
-        names.intakeQueue = prefix + ".intake"
-        names.partitionExchange = prefix + ".partitions"
-        names.partitionQueuePrefix = prefix + ".part"
-        var environment = ProcessEnvironment.current
-        let overrides = [
-            "RECEIVABLESD_DB_NAME": databaseName, "RECEIVABLESD_INBOUND_EXCHANGE": names.inboundExchange,
-            "RECEIVABLESD_EVENTS_EXCHANGE": names.eventsExchange, "RECEIVABLESD_DEAD_LETTER_EXCHANGE": names.deadLetterExchange,
-            "RECEIVABLESD_DEAD_LETTER_QUEUE": names.deadLetterQueue, "RECEIVABLESD_WORK_QUEUE": names.workQueue,
-            "RECEIVABLESD_INTAKE_QUEUE": names.intakeQueue, "RECEIVABLESD_PARTITION_EXCHANGE": names.partitionExchange,
-            "RECEIVABLESD_PARTITION_QUEUE_PREFIX": names.partitionQueuePrefix, "RECEIVABLESD_PARTITIONS": String(names.partitions),
-            "RECEIVABLESD_CONSUMERS": String(consumersPerInstance), "RECEIVABLESD_HTTP_PORT": "", "RECEIVABLESD_LOG_LEVEL": "warning",
-            "RECEIVABLESD_PUBLISHERS": "\(configuration.broker.user)=*", "RECEIVABLESD_EVENT_SOURCE": "receivablesd-bench",
-        ]
-        for (key, value) in overrides { environment[key] = value }
-        for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] { environment.removeValue(forKey: key) }
-
-        var children: [pid_t] = []
+        let cluster = BenchCluster(configuration: configuration, executable: executable, consumersPerInstance: consumersPerInstance, tag: tag)
+        let names = cluster.names
+        try cluster.createDatabase()
+        defer { cluster.dropDatabase() }
+        let children = try cluster.start(instances: instances)
         defer {
-            for child in children { kill(child, SIGTERM) }
-            for child in children { var status: Int32 = 0; waitpid(child, &status, 0) }
-            removeTopology(names, log: log)
+            cluster.stop(children)
+            cluster.removeTopology(log: log)
         }
-        for index in 0..<instances {
-            children.append(try spawn(environment: environment, log: "/tmp/receivablesd-\(tag)-\(index).log"))
-        }
-        var settings = configuration
-        settings.database.database = databaseName
-        let db = try waitForDatabase(settings.database, children: children)
-        try waitUntilBalanced(db, members: instances * consumersPerInstance, partitions: names.partitions + 1, children: children)
+        let db = try PostgresConnection(cluster.database)
 
         let broker = try AMQPConnection(configuration.broker)
         defer { broker.close() }
@@ -115,9 +84,7 @@ public struct PartitionBenchmark {
         _ = try broker.awaitConfirms(through: last, timeoutMilliseconds: 60_000)
         var settled: Int64 = 0
         while settled < Int64(book.count) {
-            for child in children where waitpid(child, nil, WNOHANG) == child {
-                throw BenchError("an instance exited during the run (see /tmp/receivablesd-\(tag)-*.log)")
-            }
+            try cluster.checkAlive(children)
             guard Monotonic.nanoseconds() - started < 600_000_000_000 else { throw BenchError("the book was not applied within 10 minutes") }
             usleep(20_000)
             settled = try db.query("""
@@ -127,7 +94,7 @@ public struct PartitionBenchmark {
         let seconds = Double(Monotonic.nanoseconds() - started) / 1e9  // a figure for humans, not money
         let result = (seconds, try books(db))
         // The instances' logs are kept only when a run failed (the throws above).
-        for index in 0..<instances { unlink("/tmp/receivablesd-\(tag)-\(index).log") }
+        cluster.removeLogs(instances: instances)
         return result
     }
 
@@ -164,65 +131,6 @@ public struct PartitionBenchmark {
         }
         if !unattributed.isEmpty { books["(dead letters naming no customer)"] = unattributed.sorted() }
         return books.mapValues { $0.joined(separator: "\n") }
-    }
-
-    private func spawn(environment: [String: String], log: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let arguments = [executable, "serve"]
-        let variables = environment.map { "\($0.key)=\($0.value)" }
-        var pid: pid_t = 0
-        let status = withCStrings(arguments) { argv in
-            withCStrings(variables) { envp in posix_spawn(&pid, executable, &actions, nil, argv, envp) }
-        }
-        guard status == 0 else { throw BenchError("cannot start \(executable) serve: \(String(cString: strerror(status)))") }
-        return pid
-    }
-
-    private func waitForDatabase(_ settings: PostgresConfiguration, children: [pid_t]) throws -> PostgresConnection {
-        let db = try PostgresConnection(settings)
-        let deadline = Monotonic.milliseconds() + 120_000
-        while Monotonic.milliseconds() < deadline {
-            if try db.query("SELECT to_regclass('partition_members') IS NOT NULL AS ready").first?.bool("ready") == true { return db }
-            usleep(100_000)
-        }
-        throw BenchError("the instances did not migrate the database within 2 minutes")
-    }
-
-    /// Until every consumer thread of every instance is live and the partitions are shared evenly.
-    private func waitUntilBalanced(_ db: PostgresConnection, members: Int, partitions: Int, children: [pid_t]) throws {
-        let deadline = Monotonic.milliseconds() + 120_000
-        while Monotonic.milliseconds() < deadline {
-            for child in children where waitpid(child, nil, WNOHANG) == child { throw BenchError("an instance exited while starting") }
-            let held = try db.query("""
-                SELECT cardinality(holds) AS held FROM partition_members
-                WHERE heartbeat_at > now() - make_interval(secs => $1::double precision / 1000)
-                """, [.int(configuration.partitionLeaseMilliseconds)]).all.map { Int($0.requiredInt64("held")) }
-            let routing = try Store(db).routerLockHeld()
-            if held.count == members, held.reduce(0, +) == partitions, (held.max() ?? 0) - (held.min() ?? 0) <= 1, routing {
-                usleep(2_500_000)  // the router's settle time before it subscribes to the intake queue
-                return
-            }
-            usleep(100_000)
-        }
-        throw BenchError("the partitions were not shared evenly by \(members) consumer threads within 2 minutes")
-    }
-
-    private func removeTopology(_ names: TopologyNames, log: (String) -> Void) {
-        do {
-            let broker = try AMQPConnection(configuration.broker)
-            defer { broker.close() }
-            let layout = names.layout(partitions: names.partitions)
-            for queue in layout.slots.map(layout.queueName) + [names.intakeQueue, names.deadLetterQueue] { try broker.deleteQueue(queue) }
-            for exchange in [names.inboundExchange, names.eventsExchange, names.deadLetterExchange, names.partitionExchange] {
-                try broker.deleteExchange(exchange)
-            }
-        } catch {
-            log("warning: could not remove the bench's broker objects: \(error)")
-        }
     }
 }
 

@@ -19,7 +19,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure throughput and memory against a baseline measured in the same run.",
-        subcommands: [BenchPipelineCommand.self, BenchBankCommand.self, BenchReadsCommand.self, BenchReconcileCommand.self, BenchPartitionsCommand.self]
+        subcommands: [BenchEndToEndCommand.self, BenchPipelineCommand.self, BenchBankCommand.self, BenchReadsCommand.self, BenchReconcileCommand.self, BenchPartitionsCommand.self]
     )
 }
 

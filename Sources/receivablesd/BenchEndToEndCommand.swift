@@ -1,0 +1,123 @@
+import ArgumentParser
+import Daemon
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `receivablesd bench e2e`: payments published at steady rates into 1, 2 … instances, confirmed
+/// payments per second and publish → `payment.confirmed` latency, against broker and database
+/// baselines of the same run (see `EndToEndBenchmark`). Table on stdout, everything as JSON.
+/// Exit 1 when a payment was not confirmed or `verify` fails afterwards.
+struct BenchEndToEndCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "End to end: payments/s and publish → payment.confirmed latency at 1 and 2 instances, against same-run broker and database baselines."
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+    @Option(help: "Phases as payments/s offered, 0 = as fast as confirmed (20,000 in flight at most).") var rates = "500,0"
+    @Option(help: "Seconds per phase.") var seconds = 20
+    @Option(help: "Instance counts to run.") var instances = "1,2"
+    @Option(help: "Consumer threads per instance.") var consumers = 1
+    @Option(help: "Customers (each with a large open invoice; payments are spread over them).") var customers = 2_000
+    @Option(help: "Seed of the traffic (same seed, same messages).") var seed: UInt64 = 7
+    @Flag(help: "Mix new invoices and customer updates into the stream (one message in five).") var mixed = false
+    @Option(help: "Where the JSON results go.") var output = "bench-e2e.json"
+
+    func run() async throws {
+        let counts = instances.split(separator: ",").compactMap { Int($0) }
+        let phases = rates.split(separator: ",").compactMap { Int($0) }
+        guard !counts.isEmpty, counts.allSatisfy({ (1...8).contains($0) }), !phases.isEmpty, phases.allSatisfy({ $0 >= 0 }),
+              seconds > 0, customers > 0, consumers > 0 else {
+            throw ValidationError("--instances is a list of 1…8, --rates a list of payments/s (0: unpaced), --seconds, --customers and --consumers positive")
+        }
+        let configuration = try await connection.load()
+        let benchmark = EndToEndBenchmark(configuration: configuration, executable: BenchPartitionsCommand.ownPath(), customers: customers,
+                                          seed: seed, seconds: seconds, rates: phases, consumersPerInstance: consumers, mixed: mixed)
+        let report: EndToEndBenchmark.Report
+        do { report = try benchmark.run(instances: counts) { print("  \($0)") } } catch { throw CommandFailure("bench failed: \(error)") }
+
+        let base = report.baselines
+        print("")
+        print("baselines (\(base.messages) payments of \(base.bodyBytes) bytes, same run):")
+        print("  broker   publish+confirm → consume → ack   \(Int(base.brokerPerSecond))/s   p50 \(base.brokerLatency.p50) ms  p99 \(base.brokerLatency.p99) ms")
+        print("  database one INSERT per message, \(base.databaseBatch)/commit   \(Int(base.databasePerSecond))/s")
+        print("")
+        print("instances  offered/s  confirmed/s  ×lower baseline  ×broker  p50 ms  p99 ms  p99.9 ms  max ms  RSS MiB start→end (max)  CPU ms/1k")
+        var oneInstance: [Int: Double] = [:]
+        var failed = false
+        for run in report.runs {
+            for phase in run.phases {
+                if run.instances == counts[0] { oneInstance[phase.offeredPerSecond] = phase.confirmedPerSecond }
+                let offered = phase.offeredPerSecond > 0 ? String(phase.offeredPerSecond) : "max"
+                let cells = [
+                    String(run.instances).leftPadded(9), offered.leftPadded(9), String(Int(phase.confirmedPerSecond)).leftPadded(11),
+                    Self.ratio(phase.confirmedPerSecond, base.lower).leftPadded(15), Self.ratio(phase.confirmedPerSecond, base.brokerPerSecond).leftPadded(7),
+                    String(phase.latency.p50).leftPadded(6), String(phase.latency.p99).leftPadded(6), String(phase.latency.p999).leftPadded(8),
+                    String(phase.latency.maximum).leftPadded(6),
+                    "\(phase.residentStartKiB / 1024)→\(phase.residentEndKiB / 1024) (\(phase.residentMaxKiB / 1024))".leftPadded(24),
+                    String(Int(phase.cpuMillisecondsPerThousand)).leftPadded(9),
+                ]
+                print(cells.joined(separator: "  "))
+                if phase.confirmed < phase.published { failed = true; print("  !! \(phase.published - phase.confirmed) payments not confirmed") }
+            }
+            if !run.verifyViolations.isEmpty { failed = true; print("  !! verify: \(run.verifyViolations.prefix(5).joined(separator: "; "))") }
+            if run.deadLetters > 0 { failed = true; print("  !! \(run.deadLetters) dead letters") }
+        }
+        for run in report.runs where run.instances != counts[0] {
+            for phase in run.phases where phase.offeredPerSecond == 0 {
+                print("\(run.instances) instances unpaced: \(Self.ratio(phase.confirmedPerSecond, oneInstance[0] ?? 0)) × \(counts[0]) instance(s)")
+            }
+        }
+        print("verify after every run: \(report.runs.allSatisfy { $0.verifyViolations.isEmpty } ? "passes" : "FAILS")")
+        try Self.json(report, seed: seed, seconds: seconds, mixed: mixed, consumers: consumers).write(to: output)
+        print("results: \(output)")
+        if failed { throw ExitCode(1) }
+    }
+
+    static func ratio(_ value: Double, _ base: Double) -> String {
+        base > 0 ? String(Double(Int((value / base * 100).rounded())) / 100) : "-"
+    }
+
+    /// A JSON string literal (verify's details are plain text from our own checks).
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20: out += "\\u00" + String(String(scalar.value, radix: 16).leftPadded(2)).replacing(" ", with: "0")
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    static func json(_ report: EndToEndBenchmark.Report, seed: UInt64, seconds: Int, mixed: Bool, consumers: Int) -> String {
+        func latency(_ l: LatencySummary) -> String { "{\"samples\":\(l.samples),\"p50_ms\":\(l.p50),\"p99_ms\":\(l.p99),\"p999_ms\":\(l.p999),\"max_ms\":\(l.maximum)}" }
+        let base = report.baselines
+        let runs = report.runs.map { run in
+            let phases = run.phases.map { p in
+                "{\"offered_per_second\":\(p.offeredPerSecond),\"seconds\":\(p.seconds),\"published\":\(p.published),\"confirmed\":\(p.confirmed),"
+                    + "\"other_messages\":\(p.otherMessages),\"confirmed_per_second\":\(Int(p.confirmedPerSecond)),\"latency\":\(latency(p.latency)),"
+                    + "\"ratio_to_lower_baseline\":\(ratio(p.confirmedPerSecond, base.lower)),\"ratio_to_broker\":\(ratio(p.confirmedPerSecond, base.brokerPerSecond)),"
+                    + "\"resident_kib\":{\"start\":\(p.residentStartKiB),\"end\":\(p.residentEndKiB),\"max\":\(p.residentMaxKiB)},"
+                    + "\"cpu_ms_per_thousand\":\(Int(p.cpuMillisecondsPerThousand))}"
+            }.joined(separator: ",")
+            let violations = run.verifyViolations.map(jsonString)
+            return "{\"instances\":\(run.instances),\"phases\":[\(phases)],\"verify_violations\":[\(violations.joined(separator: ","))],\"dead_letters\":\(run.deadLetters)}"
+        }.joined(separator: ",")
+        return "{\"seed\":\(seed),\"seconds_per_phase\":\(seconds),\"mixed\":\(mixed),\"consumers_per_instance\":\(consumers),"
+            + "\"baselines\":{\"messages\":\(base.messages),\"body_bytes\":\(base.bodyBytes),\"broker_per_second\":\(Int(base.brokerPerSecond)),"
+            + "\"broker_latency\":\(latency(base.brokerLatency)),\"database_per_second\":\(Int(base.databasePerSecond)),\"database_batch\":\(base.databaseBatch)},"
+            + "\"runs\":[\(runs)]}\n"
+    }
+}
+
+extension String {
+    func write(to path: String) throws {
+        guard let file = fopen(path, "w") else { throw CommandFailure("cannot write \(path): \(String(cString: strerror(errno)))") }
+        defer { fclose(file) }
+        fputs(self, file)
+    }
+}
