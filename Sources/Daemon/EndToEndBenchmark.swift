@@ -140,7 +140,7 @@ public struct EndToEndBenchmark {
             var others = 0
             // Bounded in flight when unpaced: the figure is what the daemon sustains, not how
             // long a queue the broker can hold.
-            let window = 20_000
+            let window = 5_000
             while true {
                 let now = Monotonic.nanoseconds()
                 if now >= end { break }
@@ -233,7 +233,7 @@ public struct EndToEndBenchmark {
         var baselineGenerator = traffic.generator()
         for _ in 0..<sample.count {
             // Same bounded window as the daemon's unpaced phase.
-            while publisher.published - observer.confirmed(phase: 1) >= 20_000 { usleep(1_000) }
+            while publisher.published - observer.confirmed(phase: 1) >= 5_000 { usleep(1_000) }
             try publisher.publish(BenchMessage(type: queue, body: baselineGenerator.payment(phase: 1, publishedAt: Monotonic.nanoseconds()).body))
         }
         try publisher.confirmAll()

@@ -165,9 +165,13 @@ struct MessagePipeline: Sendable {
         if let correlation = properties.correlationID { recorded["x-original-correlation-id"] = correlation }
         if let replyTo = properties.replyTo { recorded["x-original-reply-to"] = replyTo }
         // Nothing doubled: the same message rejected again (redelivered after a crash before its
-        // ack) is already recorded and on its way to the dead-letter exchange.
+        // ack) is already recorded and on its way to the dead-letter exchange. A replay of record
+        // N rejected again is a new rejection: only records after N count (the operator's replay
+        // marks N replayed after publishing, which may be after we get here).
+        let replayOf = properties.userID == configuration.broker.user ? properties.headers["x-replayed-dead-letter"]?.stringValue.flatMap { Int64($0) } : nil
         if let source, let eventID,
-           let existing = try store.existingDeadLetter(source: source, eventID: eventID, reason: rejection.code.rawValue, body: body) {
+           let existing = try store.existingDeadLetter(source: source, eventID: eventID, reason: rejection.code.rawValue, body: body,
+                                                       after: replayOf ?? 0) {
             logger.info("rejection already dead-lettered", metadata: ["id": "\(eventID)", "dead_letter": "\(existing)"])
             return
         }

@@ -43,12 +43,14 @@ extension Store {
 
     /// The unreplayed record of exactly this rejection (same message key, reason and body), if
     /// one exists: a redelivered message rejected again is the same dead letter, not a second one.
-    public func existingDeadLetter(source: String, eventID: String, reason: String, body: [UInt8]) throws(PostgresError) -> Int64? {
+    /// `after`: only records newer than this one (a replay of record N is never the record N
+    /// itself, which the replaying operator marks replayed only after publishing).
+    public func existingDeadLetter(source: String, eventID: String, reason: String, body: [UInt8], after: Int64 = 0) throws(PostgresError) -> Int64? {
         try db.query("""
             SELECT dead_letter_id FROM dead_letters
-            WHERE source = $1 AND event_id = $2 AND replayed_at IS NULL AND reason = $3 AND body = $4
+            WHERE source = $1 AND event_id = $2 AND replayed_at IS NULL AND reason = $3 AND body = $4 AND dead_letter_id > $5
             ORDER BY dead_letter_id LIMIT 1
-            """, [.text(source), .text(eventID), .text(reason), .bytes(body)]).first?.int64("dead_letter_id")
+            """, [.text(source), .text(eventID), .text(reason), .bytes(body), .int(after)]).first?.int64("dead_letter_id")
     }
 
     public func markReplayed(_ number: Int64) throws(PostgresError) {

@@ -15,7 +15,7 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var connection: ConnectionOptions
-    @Option(help: "Phases as payments/s offered, 0 = as fast as confirmed (20,000 in flight at most).") var rates = "500,0"
+    @Option(help: "Phases as payments/s offered, 0 = as fast as confirmed (5,000 in flight at most).") var rates = "100,500,0"
     @Option(help: "Seconds per phase.") var seconds = 20
     @Option(help: "Instance counts to run.") var instances = "1,2"
     @Option(help: "Consumer threads per instance.") var consumers = 1
