@@ -18,12 +18,13 @@ WITH     := scripts/services/with-services.sh
 DEBUG_BIN   := $(CURDIR)/.build/debug/receivablesd
 RELEASE_BIN := $(CURDIR)/.build/release/receivablesd
 
-.PHONY: help deps services stop status env build release migrate test demo bench clean
+.PHONY: help deps services stop status env build release migrate test demo bench bench-micro clean
 
 help:
-	@echo "targets: deps services stop status env build release migrate test demo bench clean"
+	@echo "targets: deps services stop status env build release migrate test demo bench bench-micro clean"
 	@echo "  make test   - everything CI does (installs deps, starts and stops private services)"
 	@echo "  make demo   - release build + scripts/demo.sh against durable private services"
+	@echo "  make bench-micro - micro benchmarks of money, envelopes, allocation, reconciliation, bank formats (no services)"
 
 deps:
 	@scripts/services/deps.sh
@@ -67,6 +68,12 @@ demo: deps
 bench: deps
 	@exec env RECEIVABLESD_FAST_DB=0 RECEIVABLESD_FAST_STOP=0 $(WITH) --label "make bench" -- \
 	    bash -c 'set -e; swift build -c release; export RECEIVABLESD_BIN="$$PWD/.build/release/receivablesd"; "$$RECEIVABLESD_BIN" bench pipeline; "$$RECEIVABLESD_BIN" bench partitions; exec "$$RECEIVABLESD_BIN" bench bank'
+
+# Micro benchmarks of the in-process parts (ordo-one/benchmark, release build), each beside a
+# baseline from the same run. A package of its own (Benchmarks/), so neither `make build` nor
+# `make test` compiles the benchmark framework. No services needed; libxml2 comes with deps.
+bench-micro: deps
+	nice -n 10 swift package --package-path Benchmarks benchmark --no-progress
 
 clean:
 	@bash $(SERVICES) purge

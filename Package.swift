@@ -13,6 +13,10 @@ let package = Package(
     products: [
         .executable(name: "receivablesd", targets: ["receivablesd"]),
         .executable(name: "receivablesd-portal", targets: ["receivablesd-portal"]),
+        // The in-process parts as libraries, for the separate micro-benchmark package in Benchmarks/.
+        .library(name: "ARDomain", targets: ["ARDomain"]),
+        .library(name: "ARContract", targets: ["ARContract"]),
+        .library(name: "BankFormats", targets: ["BankFormats"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

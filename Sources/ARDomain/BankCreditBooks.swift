@@ -166,7 +166,8 @@ public struct ReconciliationRun: Sendable {
     /// The facts for one credit, from the working set (through the indexes).
     public func facts(for credit: BankCredit) -> ReconciliationFacts { facts(for: credit, scan: credit.scan) }
 
-    func facts(for credit: BankCredit, scan: RemittanceScan) -> ReconciliationFacts {
+    /// The same, with the credit's texts already scanned (`credit.scan`), as `reconcile` does.
+    public func facts(for credit: BankCredit, scan: RemittanceScan) -> ReconciliationFacts {
         var ids: Set<String> = []
         for key in scan.strictKeys { ids.formUnion(byStrict[key] ?? []) }
         for key in scan.looseKeys { ids.formUnion(byLoose[key] ?? []) }
