@@ -67,7 +67,7 @@ demo: deps
 
 bench: deps
 	@exec env RECEIVABLESD_FAST_DB=0 RECEIVABLESD_FAST_STOP=0 $(WITH) --label "make bench" -- \
-	    bash -c 'set -e; swift build -c release; export RECEIVABLESD_BIN="$$PWD/.build/release/receivablesd"; "$$RECEIVABLESD_BIN" bench pipeline; "$$RECEIVABLESD_BIN" bench partitions; exec "$$RECEIVABLESD_BIN" bench bank'
+	    bash -c 'set -e; swift build -c release; export RECEIVABLESD_BIN="$$PWD/.build/release/receivablesd"; "$$RECEIVABLESD_BIN" bench e2e; "$$RECEIVABLESD_BIN" bench pipeline; "$$RECEIVABLESD_BIN" bench partitions; exec "$$RECEIVABLESD_BIN" bench bank'
 
 # Micro benchmarks of the in-process parts (ordo-one/benchmark, release build), each beside a
 # baseline from the same run. A package of its own (Benchmarks/), so neither `make build` nor

@@ -76,6 +76,9 @@ extension CustomerBooks {
         }
         // 2. Move the money.
         var allocations: [Allocation] = []
+        // Where each invoice's allocation is: a payment spread over thousands of invoices must
+        // not search the list for every one of them.
+        var allocationIndex: [String: Int] = [:]
         var reservedLots: [CreditLot] = []
         for request in explicit {
             if unknownInvoices.contains(request.invoiceID) {
@@ -83,18 +86,21 @@ extension CustomerBooks {
                 continue
             }
             applyMoney(request.amount, from: origin, to: request.invoiceID)
+            allocationIndex[request.invoiceID] = allocations.count
             allocations.append(Allocation(invoiceID: request.invoiceID, amount: request.amount, invoiceBalance: invoices[request.invoiceID]!.balance))
         }
         var rest = amount - explicitTotal
         if spreadRest {
-            for invoice in openInvoicesOldestFirst(in: currency) where rest.isPositive {
+            for invoice in openInvoicesOldestFirst(in: currency) {
+                guard rest.isPositive else { break }
                 let take = Money.min(rest, invoice.balance)
                 applyMoney(take, from: origin, to: invoice.id)
                 rest -= take
-                if let index = allocations.firstIndex(where: { $0.invoiceID == invoice.id }) {
+                if let index = allocationIndex[invoice.id] {
                     let previous = allocations[index]
                     allocations[index] = Allocation(invoiceID: invoice.id, amount: previous.amount + take, invoiceBalance: invoices[invoice.id]!.balance)
                 } else {
+                    allocationIndex[invoice.id] = allocations.count
                     allocations.append(Allocation(invoiceID: invoice.id, amount: take, invoiceBalance: invoices[invoice.id]!.balance))
                 }
             }
