@@ -188,6 +188,23 @@ extension Substring {
     }
 }
 
+/// How much one connection talked to the server: statements executed and round trips waited
+/// for (a synchronous statement, a statement's first preparation). For tests and benchmarks
+/// that count what a message costs; never used for a decision.
+public struct PostgresStatistics: Sendable, Equatable {
+    public var statements = 0
+    public var roundTrips = 0
+
+    public init(statements: Int = 0, roundTrips: Int = 0) {
+        self.statements = statements
+        self.roundTrips = roundTrips
+    }
+
+    public static func - (lhs: PostgresStatistics, rhs: PostgresStatistics) -> PostgresStatistics {
+        PostgresStatistics(statements: lhs.statements - rhs.statements, roundTrips: lhs.roundTrips - rhs.roundTrips)
+    }
+}
+
 /// One libpq connection. Not thread-safe (libpq's rule): exactly one thread owns it at a time.
 /// Statements are prepared on first use and cached by their SQL text, so every query is a
 /// parameterised prepared statement; nothing is ever spliced into SQL text.
@@ -195,6 +212,7 @@ public final class PostgresConnection {
     private let handle: OpaquePointer
     private var preparedNames: [String: String] = [:]
     public private(set) var transactionDepth = 0
+    public private(set) var statistics = PostgresStatistics()
 
     public init(_ configuration: PostgresConfiguration) throws(PostgresError) {
         guard let connection = PQconnectdb(configuration.connectionString) else {
@@ -225,10 +243,13 @@ public final class PostgresConnection {
             name = cached
         } else {
             name = "s\(preparedNames.count)"
+            statistics.roundTrips += 1
             let result = PQprepare(handle, name, sql, Int32(parameters.count), nil)
             _ = try check(result, sql: sql)
             preparedNames[sql] = name
         }
+        statistics.statements += 1
+        statistics.roundTrips += 1
         return try withParameters(parameters) { values, lengths, formats throws(PostgresError) in
             let result = PQexecPrepared(handle, name, Int32(parameters.count), values, lengths, formats, 0)
             return try check(result, sql: sql)
@@ -238,7 +259,9 @@ public final class PostgresConnection {
     /// Runs SQL text with no parameters and possibly several statements (migrations, BEGIN/COMMIT).
     @discardableResult
     public func simpleQuery(_ sql: String) throws(PostgresError) -> PostgresRows {
-        try check(PQexec(handle, sql), sql: sql)
+        statistics.statements += 1
+        statistics.roundTrips += 1
+        return try check(PQexec(handle, sql), sql: sql)
     }
 
     /// Runs `body` in a transaction: COMMIT if it returns, ROLLBACK if it throws. Nested calls
