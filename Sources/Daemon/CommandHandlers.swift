@@ -230,11 +230,12 @@ enum CommandHandlers {
     /// runs in its own savepoint: one that is now invalid is dead-lettered alone.
     static func releaseHeld(waitingKind: String, waitingID: String, _ context: HandlerContext) throws {
         let store = context.store
-        let released = try store.releaseHeld(waitingKind: waitingKind, waitingID: waitingID)
-        guard !released.isEmpty else { return }
         // The releasing message's events describe the state before the released ones apply:
-        // they go out first, so consumers see status changes in the order they happened.
+        // they go out first, so consumers see status changes in the order they happened. They
+        // are written before the look-up (sent without waiting), so the look-up's round trip
+        // carries them; this is the last thing a releasing handler does, so no event is left behind.
         try store.enqueue(context.events.drain())
+        let released = try store.releaseHeld(waitingKind: waitingKind, waitingID: waitingID)
         for held in released { try applyHeld(held, pipeline: context.pipeline, store: store) }
     }
 

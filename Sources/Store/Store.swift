@@ -104,7 +104,7 @@ public final class Store {
     }
 
     public func setInboxOutcome(source: String, eventID: String, outcome: String) throws(PostgresError) {
-        try db.query("UPDATE inbox SET outcome = $3 WHERE source = $1 AND event_id = $2", [.text(source), .text(eventID), .text(outcome)])
+        try db.execute("UPDATE inbox SET outcome = $3 WHERE source = $1 AND event_id = $2", [.text(source), .text(eventID), .text(outcome)])
     }
 
     // MARK: outbox
@@ -113,11 +113,11 @@ public final class Store {
         try enqueue([message])
     }
 
-    /// Writes several messages in one statement (one round trip), in order.
+    /// Writes several messages in one statement, in order (sent without waiting in a transaction).
     public func enqueue(_ messages: [OutboxMessage]) throws(PostgresError) {
         guard !messages.isEmpty else { return }
         if messages.count == 1, let message = messages.first {
-            try db.query("""
+            try db.execute("""
                 INSERT INTO outbox (event_id, exchange, routing_key, type, correlation_id, headers, body)
                 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (event_id) DO NOTHING
                 """, [.text(message.eventID), .text(message.exchange), .text(message.routingKey), .text(message.type),
@@ -125,7 +125,7 @@ public final class Store {
             return
         }
         // WITH ORDINALITY keeps the rows in the order given, so seq follows emission order.
-        try db.query("""
+        try db.execute("""
             INSERT INTO outbox (event_id, exchange, routing_key, type, correlation_id, headers, body)
             SELECT m.event_id, m.exchange, m.routing_key, m.type, NULLIF(m.correlation_id, ''), m.headers::jsonb, decode(m.body, 'hex')
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
@@ -154,7 +154,7 @@ public final class Store {
 
     /// Wakes publishers (delivered at commit, so they never see uncommitted rows).
     public func notifyOutbox() throws(PostgresError) {
-        try db.query("SELECT pg_notify('receivablesd_outbox', '')")
+        try db.execute("SELECT pg_notify('receivablesd_outbox', '')")
     }
 
     public func listenForOutbox() throws(PostgresError) {
@@ -197,20 +197,17 @@ public final class Store {
 
     // MARK: customers
 
-    /// Creates or updates a customer; returns true when it was created.
-    @discardableResult
-    public func upsertCustomer(_ customer: CustomerRecord) throws(PostgresError) -> Bool {
+    /// Creates or updates a customer (sent without waiting in a transaction).
+    public func upsertCustomer(_ customer: CustomerRecord) throws(PostgresError) {
         try lockKey("customer", customer.id)
-        let rows = try db.query("""
+        try db.execute("""
             INSERT INTO customers (customer_id, name, email, locale, time_zone, dunning_policy, bank_accounts)
             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
             ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, locale = EXCLUDED.locale,
                 time_zone = EXCLUDED.time_zone, dunning_policy = EXCLUDED.dunning_policy,
                 bank_accounts = EXCLUDED.bank_accounts, updated_at = now()
-            RETURNING (xmax = 0) AS created
             """, [.text(customer.id), .text(customer.name), .optional(customer.email), .optional(customer.locale),
                   .optional(customer.timeZone), .optional(customer.dunningPolicy), .text(Store.jsonArray(customer.bankAccounts))])
-        return rows.first?.bool("created") ?? false
     }
 
     /// Locks the customer row for the rest of the transaction: every change to one customer's
@@ -226,8 +223,9 @@ public final class Store {
     /// before checking whether the thing exists. A message found missing is held while the key
     /// is locked, and the message creating it releases the held ones while holding the same
     /// lock, so a message can never be held just after its release ran (lost until expiry).
+    /// Sent without waiting in a transaction: it is granted before any later statement runs.
     public func lockKey(_ kind: String, _ id: String) throws(PostgresError) {
-        try db.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.text(kind + ":" + id)])
+        try db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.text(kind + ":" + id)])
     }
 
     public func customerExists(_ customerID: String) throws(PostgresError) -> Bool {
@@ -271,7 +269,7 @@ public final class Store {
     }
 
     public func insertCreditNote(id: String, customerID: String, amount: Money, invoiceID: String?, invoiceKnown: Bool, fingerprint: String) throws(PostgresError) {
-        try db.query("""
+        try db.execute("""
             INSERT INTO credit_notes (credit_note_id, customer_id, currency, amount_minor, invoice_id, fingerprint)
             VALUES ($1, $2, $3, $4, $5, $6)
             """, [.text(id), .text(customerID), .text(amount.currency.code), .int(amount.minorUnits),
@@ -354,7 +352,7 @@ public final class Store {
     public func saveBooks(_ books: CustomerBooks, newInvoiceDocuments: [String: InvoiceDocument] = [:], cause: [String]) throws(PostgresError) -> [(id: String, entry: JournalEntry)] {
         for invoice in books.changedInvoices {
             if let document = newInvoiceDocuments[invoice.id] {
-                try db.query("""
+                try db.execute("""
                     INSERT INTO invoices (invoice_id, customer_id, number, currency, amount_minor, balance_minor, written_off_minor, status,
                                           issue_date, due_date, payment_reference, po_number, document_url, issued_fingerprint, status_seq)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::date, $10::date, $11, $12, $13, $14, $15)
@@ -364,7 +362,7 @@ public final class Store {
                           .optional(invoice.paymentReference), .optional(document.poNumber), .optional(document.documentURL), .text(document.fingerprint),
                           .int(invoice.statusSequence)])
             } else {
-                try db.query("""
+                try db.execute("""
                     UPDATE invoices SET amount_minor = $2, balance_minor = $3, written_off_minor = $4, status = $5, status_seq = $6,
                                         updated_at = now()
                     WHERE invoice_id = $1
@@ -374,11 +372,11 @@ public final class Store {
         }
         for lot in books.changedLots {
             guard let id = lot.id else { continue }
-            try db.query("UPDATE credit_lots SET remaining_minor = $2, reserved_for_invoice = $3 WHERE lot_id = $1",
+            try db.execute("UPDATE credit_lots SET remaining_minor = $2, reserved_for_invoice = $3 WHERE lot_id = $1",
                          [.int(id), .int(lot.remaining.minorUnits), .optional(lot.reservedForInvoice)])
         }
         for lot in books.newLots {
-            try db.query("""
+            try db.execute("""
                 INSERT INTO credit_lots (customer_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 """, [.text(books.customerID), .text(lot.original.currency.code), .text(lot.origin.kind.rawValue), .text(lot.origin.id),
@@ -386,10 +384,10 @@ public final class Store {
         }
         for application in books.changedApplications {
             guard let id = application.id else { continue }
-            try db.query("UPDATE applications SET unwound_minor = $2 WHERE application_id = $1", [.int(id), .int(application.unwound.minorUnits)])
+            try db.execute("UPDATE applications SET unwound_minor = $2 WHERE application_id = $1", [.int(id), .int(application.unwound.minorUnits)])
         }
         for application in books.newApplications {
-            try db.query("""
+            try db.execute("""
                 INSERT INTO applications (invoice_id, customer_id, currency, origin_kind, origin_id, amount_minor, unwound_minor)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 """, [.text(application.invoiceID), .text(books.customerID), .text(application.amount.currency.code),
@@ -407,7 +405,7 @@ public final class Store {
         for (index, entry) in entries.enumerated() {
             let id = StableID.make(cause + ["journal", String(index)])
             // The entry and all its lines in one statement (one round trip per entry).
-            try db.query("""
+            try db.execute("""
                 WITH entry AS (
                     INSERT INTO journal_entries (entry_id, kind, customer_id, currency, reference) VALUES ($1, $2, $3, $4, $5)
                     RETURNING entry_id)
@@ -427,7 +425,7 @@ public final class Store {
     // MARK: held messages
 
     public func hold(source: String, eventID: String, type: String, waitingKind: String, waitingID: String, userID: String?, body: [UInt8]) throws(PostgresError) {
-        try db.query("""
+        try db.execute("""
             INSERT INTO held_messages (source, event_id, type, waiting_kind, waiting_id, user_id, body)
             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (source, event_id) DO NOTHING
             """, [.text(source), .text(eventID), .text(type), .text(waitingKind), .text(waitingID), .optional(userID), .bytes(body)])
@@ -596,7 +594,7 @@ extension Store {
     /// An invoice was issued to `customerID`: allocations held for that invoice id by other
     /// customers' payments become their plain credit (SPEC "Money rules").
     public func releaseForeignReservations(invoiceID: String, customerID: String) throws(PostgresError) {
-        try db.query("UPDATE credit_lots SET reserved_for_invoice = NULL WHERE reserved_for_invoice = $1 AND customer_id <> $2",
+        try db.execute("UPDATE credit_lots SET reserved_for_invoice = NULL WHERE reserved_for_invoice = $1 AND customer_id <> $2",
                      [.text(invoiceID), .text(customerID)])
     }
 
