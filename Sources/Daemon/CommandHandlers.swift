@@ -127,14 +127,16 @@ enum CommandHandlers {
         }
         let fingerprint = Fingerprint.of(command)
         try store.lockKey("invoice", command.invoiceID)
-        if let existing = try store.invoice(command.invoiceID) {
+        // One round trip for both reads; the books are only used when the invoice is new.
+        let (existing, loaded) = try store.invoiceAndBooks(invoiceID: command.invoiceID, customerID: command.customerID)
+        if let existing {
             guard existing.document.fingerprint == fingerprint else {
                 throw Rejection(code: .conflictingDuplicate,
                                 detail: "invoice \(command.invoiceID) was already issued with different content; send invoice.adjusted to change it")
             }
             return .duplicate
         }
-        var books = try store.loadBooks(customerID: command.customerID)
+        var books = loaded
         books.issue(Invoice(id: command.invoiceID, customerID: command.customerID, number: command.number, amount: command.amount,
                             issueDate: command.issueDate, dueDate: command.dueDate, paymentReference: command.paymentReference))
         let posted = try store.saveBooks(books, newInvoiceDocuments: [

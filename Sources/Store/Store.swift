@@ -236,9 +236,19 @@ public final class Store {
 
     /// The invoice with its document fields, or nil.
     public func invoice(_ invoiceID: String) throws(PostgresError) -> (invoice: Invoice, document: InvoiceDocument)? {
-        let rows = try db.query("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = $1", [.text(invoiceID)])
-        return rows.first.map { (Store.invoice(from: $0), InvoiceDocument(poNumber: $0.string("po_number"), documentURL: $0.string("document_url"),
-                                                                     fingerprint: $0.requiredString("issued_fingerprint"))) }
+        try db.query(Store.invoiceByID, [.text(invoiceID)]).first.map(Store.invoiceWithDocument(from:))
+    }
+
+    /// Each named invoice (nil when unknown), in the order named, in one round trip.
+    public func invoices(_ invoiceIDs: [String]) throws(PostgresError) -> [(invoice: Invoice, document: InvoiceDocument)?] {
+        try db.queries(invoiceIDs.map { (Store.invoiceByID, [.text($0)]) }).map { $0.first.map(Store.invoiceWithDocument(from:)) }
+    }
+
+    static let invoiceByID = "\(Store.invoiceColumns) FROM invoices WHERE invoice_id = $1"
+
+    static func invoiceWithDocument(from row: PostgresRow) -> (invoice: Invoice, document: InvoiceDocument) {
+        (Store.invoice(from: row), InvoiceDocument(poNumber: row.string("po_number"), documentURL: row.string("document_url"),
+                                                   fingerprint: row.requiredString("issued_fingerprint")))
     }
 
     static let invoiceColumns = """
@@ -294,45 +304,90 @@ public final class Store {
             applications = rows.all.map(Store.application(from:))
             wanted += applications.map(\.invoiceID)
         }
-        var invoices: [String: Invoice] = [:]
-        if !wanted.isEmpty {
-            let rows = try db.query("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = ANY($1::text[]) AND customer_id = $2",
-                                    [.text(Store.textArray(wanted)), .text(customerID)])
-            for invoice in rows.all.map(Store.invoice(from:)) { invoices[invoice.id] = invoice }
-        }
-        if let currency {
-            let rows = try db.query("""
-                \(Store.invoiceColumns) FROM invoices
-                WHERE customer_id = $1 AND currency = $2 AND status IN ('open', 'partially_paid')
-                """, [.text(customerID), .text(currency.code)])
-            for invoice in rows.all.map(Store.invoice(from:)) { invoices[invoice.id] = invoice }
-        }
-        let lotRows = try db.query("""
-            SELECT lot_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice
-            FROM credit_lots WHERE customer_id = $1 AND remaining_minor > 0 ORDER BY lot_id
-            """, [.text(customerID)])
-        let lots = lotRows.all.map { row -> CreditLot in
-            guard let currency = Currency(code: row.requiredString("currency")), let kind = OriginKind(rawValue: row.requiredString("origin_kind")) else {
-                preconditionFailure("credit lot row \(row.values) does not map to the domain")
+        let reads = BooksReads(customerID: customerID, invoiceIDs: wanted, openInvoicesIn: currency, applications: applications)
+        return reads.books(try db.queries(reads.statements)[...])
+    }
+
+    /// An invoice (nil when unknown) and the customer's books as `loadBooks(customerID:)` reads
+    /// them, in one round trip (`invoice.issued`: the books are only used when the invoice is new).
+    /// Lock the customer and the invoice first.
+    public func invoiceAndBooks(invoiceID: String, customerID: String) throws(PostgresError)
+        -> (existing: (invoice: Invoice, document: InvoiceDocument)?, books: CustomerBooks) {
+        let reads = BooksReads(customerID: customerID, invoiceIDs: [], openInvoicesIn: nil, applications: [])
+        let results = try db.queries([(Store.invoiceByID, [.text(invoiceID)])] + reads.statements)
+        return (results[0].first.map(Store.invoiceWithDocument(from:)), reads.books(results[1...]))
+    }
+
+    /// The statements that read a slice of a customer's books, and the books made of their rows.
+    /// The invoices, the credit lots and the standing applications on those invoices (void and
+    /// adjust unwind them) are read in one round trip: the applications' invoices are named by
+    /// the same conditions as the invoices read (by id, or open in `currency`).
+    struct BooksReads {
+        let customerID: String
+        let statements: [(sql: String, parameters: [PostgresValue])]
+        /// How many of `statements` read invoices (they come first).
+        let invoiceStatements: Int
+        /// Applications read before (those of a payment being taken back).
+        let applications: [Application]
+
+        init(customerID: String, invoiceIDs wanted: [String], openInvoicesIn currency: Currency?, applications: [Application]) {
+            self.customerID = customerID
+            self.applications = applications
+            var statements: [(sql: String, parameters: [PostgresValue])] = []
+            if !wanted.isEmpty {
+                statements.append(("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = ANY($1::text[]) AND customer_id = $2",
+                                   [.text(Store.textArray(wanted)), .text(customerID)]))
             }
-            return CreditLot(id: row.requiredInt64("lot_id"), origin: MoneyOrigin(kind, row.requiredString("origin_id")),
-                             original: Money(minorUnits: row.requiredInt64("original_minor"), currency: currency),
-                             remaining: Money(minorUnits: row.requiredInt64("remaining_minor"), currency: currency),
-                             reservedForInvoice: row.string("reserved_for_invoice"))
+            if let currency {
+                statements.append(("""
+                    \(Store.invoiceColumns) FROM invoices
+                    WHERE customer_id = $1 AND currency = $2 AND status IN ('open', 'partially_paid')
+                    """, [.text(customerID), .text(currency.code)]))
+            }
+            invoiceStatements = statements.count
+            statements.append(("""
+                SELECT lot_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice
+                FROM credit_lots WHERE customer_id = $1 AND remaining_minor > 0 ORDER BY lot_id
+                """, [.text(customerID)]))
+            if invoiceStatements > 0 {
+                statements.append(("""
+                    SELECT application_id, invoice_id, currency, origin_kind, origin_id, amount_minor, unwound_minor
+                    FROM applications WHERE customer_id = $2 AND unwound_minor < amount_minor AND invoice_id IN (
+                        SELECT invoice_id FROM invoices WHERE customer_id = $2 AND (invoice_id = ANY($1::text[])
+                            OR ($3::text IS NOT NULL AND currency = $3::text AND status IN ('open', 'partially_paid'))))
+                    ORDER BY application_id
+                    """, [.text(Store.textArray(wanted)), .text(customerID), .optional(currency?.code)]))
+            }
+            self.statements = statements
         }
-        // Standing applications on the loaded invoices (void and adjust unwind them).
-        let loadedIDs = Array(invoices.keys)
-        if !loadedIDs.isEmpty {
-            let rows = try db.query("""
-                SELECT application_id, invoice_id, currency, origin_kind, origin_id, amount_minor, unwound_minor
-                FROM applications WHERE invoice_id = ANY($1::text[]) AND customer_id = $2 AND unwound_minor < amount_minor
-                ORDER BY application_id
-                """, [.text(Store.textArray(loadedIDs)), .text(customerID)])
-            let known = Set(applications.compactMap(\.id))
-            applications += rows.all.map(Store.application(from:)).filter { !known.contains($0.id ?? -1) }
-            applications.sort { ($0.id ?? 0) < ($1.id ?? 0) }
+
+        func books(_ results: ArraySlice<PostgresRows>) -> CustomerBooks {
+            precondition(results.count == statements.count, "books read \(results.count) results for \(statements.count) statements")
+            let first = results.startIndex
+            var invoices: [String: Invoice] = [:]
+            for rows in results[first..<first + invoiceStatements] {
+                for invoice in rows.all.map(Store.invoice(from:)) { invoices[invoice.id] = invoice }
+            }
+            let lots = results[first + invoiceStatements].all.map { row -> CreditLot in
+                guard let currency = Currency(code: row.requiredString("currency")), let kind = OriginKind(rawValue: row.requiredString("origin_kind")) else {
+                    preconditionFailure("credit lot row \(row.values) does not map to the domain")
+                }
+                return CreditLot(id: row.requiredInt64("lot_id"), origin: MoneyOrigin(kind, row.requiredString("origin_id")),
+                                 original: Money(minorUnits: row.requiredInt64("original_minor"), currency: currency),
+                                 remaining: Money(minorUnits: row.requiredInt64("remaining_minor"), currency: currency),
+                                 reservedForInvoice: row.string("reserved_for_invoice"))
+            }
+            var applications = self.applications
+            if invoiceStatements > 0 {
+                // Exactly the applications on the invoices loaded (the filter only matters if another
+                // transaction changed an invoice between the two statements, which the customer lock prevents).
+                let standing = results[first + invoiceStatements + 1].all.map(Store.application(from:)).filter { invoices[$0.invoiceID] != nil }
+                let known = Set(applications.compactMap(\.id))
+                applications += standing.filter { !known.contains($0.id ?? -1) }
+                applications.sort { ($0.id ?? 0) < ($1.id ?? 0) }
+            }
+            return CustomerBooks(customerID: customerID, invoices: Array(invoices.values), lots: lots, applications: applications)
         }
-        return CustomerBooks(customerID: customerID, invoices: Array(invoices.values), lots: lots, applications: applications)
     }
 
     static func application(from row: PostgresRow) -> Application {

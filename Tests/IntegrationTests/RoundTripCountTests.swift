@@ -117,5 +117,14 @@ enum PipelineFixtures {
             lines.append("\(type): \(Double(figure.statements) / Double(size)) statements, \(Double(figure.roundTrips) / Double(size)) round trips per message")
         }
         print("round trips (batch of \(size)):\n  " + lines.joined(separator: "\n  "))
+        // Reads a decision waits for, per message, plus one Sync per batch (COMMIT): customer.upserted
+        // inbox, then lock + upsert + held look-up; invoice.issued inbox, customer lock, invoice +
+        // credit lots, writes + held look-up; payment.succeeded inbox, customer lock, payment, named
+        // invoices, books, writes + balance, events + held look-up. More means a read came back.
+        let bounds = ["customer.upserted": 2, "invoice.issued": 4, "payment.succeeded": 7]
+        for (type, perMessage) in bounds {
+            let roundTrips = figures[type]?.roundTrips ?? .max
+            #expect(roundTrips <= perMessage * size + 1, "\(type): \(roundTrips) round trips for \(size) messages")
+        }
     }
 }
