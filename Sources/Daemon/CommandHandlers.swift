@@ -127,14 +127,16 @@ enum CommandHandlers {
         }
         let fingerprint = Fingerprint.of(command)
         try store.lockKey("invoice", command.invoiceID)
-        if let existing = try store.invoice(command.invoiceID) {
+        // One round trip for both reads; the books are only used when the invoice is new.
+        let (existing, loaded) = try store.invoiceAndBooks(invoiceID: command.invoiceID, customerID: command.customerID)
+        if let existing {
             guard existing.document.fingerprint == fingerprint else {
                 throw Rejection(code: .conflictingDuplicate,
                                 detail: "invoice \(command.invoiceID) was already issued with different content; send invoice.adjusted to change it")
             }
             return .duplicate
         }
-        var books = try store.loadBooks(customerID: command.customerID)
+        var books = loaded
         books.issue(Invoice(id: command.invoiceID, customerID: command.customerID, number: command.number, amount: command.amount,
                             issueDate: command.issueDate, dueDate: command.dueDate, paymentReference: command.paymentReference))
         let posted = try store.saveBooks(books, newInvoiceDocuments: [
@@ -230,11 +232,12 @@ enum CommandHandlers {
     /// runs in its own savepoint: one that is now invalid is dead-lettered alone.
     static func releaseHeld(waitingKind: String, waitingID: String, _ context: HandlerContext) throws {
         let store = context.store
-        let released = try store.releaseHeld(waitingKind: waitingKind, waitingID: waitingID)
-        guard !released.isEmpty else { return }
         // The releasing message's events describe the state before the released ones apply:
-        // they go out first, so consumers see status changes in the order they happened.
+        // they go out first, so consumers see status changes in the order they happened. They
+        // are written before the look-up (sent without waiting), so the look-up's round trip
+        // carries them; this is the last thing a releasing handler does, so no event is left behind.
         try store.enqueue(context.events.drain())
+        let released = try store.releaseHeld(waitingKind: waitingKind, waitingID: waitingID)
         for held in released { try applyHeld(held, pipeline: context.pipeline, store: store) }
     }
 

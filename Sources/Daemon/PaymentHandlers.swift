@@ -22,8 +22,10 @@ enum PaymentHandlers {
         var unknown: Set<String> = []
         // Locked in a fixed order so a named invoice cannot be issued between look-up and commit.
         for invoiceID in Set(command.allocations.map(\.invoiceID)).sorted() { try store.lockKey("invoice", invoiceID) }
-        for allocation in command.allocations {
-            if let invoice = try store.invoice(allocation.invoiceID) {
+        // All named invoices in one round trip, then checked in the allocations' order.
+        let named = try store.invoices(command.allocations.map(\.invoiceID))
+        for (allocation, found) in zip(command.allocations, named) {
+            if let invoice = found {
                 guard invoice.invoice.customerID == command.customerID else {
                     throw Rejection(code: .foreignReference, detail: "payment \(command.paymentID) allocates to invoice \(allocation.invoiceID), which belongs to another customer")
                 }

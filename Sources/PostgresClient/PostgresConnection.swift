@@ -188,13 +188,56 @@ extension Substring {
     }
 }
 
+/// How much one connection talked to the server: statements executed and round trips waited
+/// for (a pipeline sync, a synchronous statement, a statement's first preparation). For tests
+/// and benchmarks that count what a message costs; never used for a decision.
+public struct PostgresStatistics: Sendable, Equatable {
+    public var statements = 0
+    public var roundTrips = 0
+
+    public init(statements: Int = 0, roundTrips: Int = 0) {
+        self.statements = statements
+        self.roundTrips = roundTrips
+    }
+
+    public static func - (lhs: PostgresStatistics, rhs: PostgresStatistics) -> PostgresStatistics {
+        PostgresStatistics(statements: lhs.statements - rhs.statements, roundTrips: lhs.roundTrips - rhs.roundTrips)
+    }
+}
+
 /// One libpq connection. Not thread-safe (libpq's rule): exactly one thread owns it at a time.
 /// Statements are prepared on first use and cached by their SQL text, so every query is a
 /// parameterised prepared statement; nothing is ever spliced into SQL text.
+///
+/// Inside a transaction, statements whose results the caller does not need (`execute`, and
+/// BEGIN / SAVEPOINT / RELEASE) are sent in libpq pipeline mode without waiting; they run on
+/// the server in the order sent, and the next statement that needs a result (`query`), the
+/// end of every savepoint and COMMIT send a Sync and read them all. The first error among them
+/// is thrown there, so an error always surfaces inside the savepoint (the message) that sent
+/// the failing statement, before that savepoint is released; and nothing is committed unless
+/// every statement sent succeeded.
 public final class PostgresConnection {
     private let handle: OpaquePointer
     private var preparedNames: [String: String] = [:]
+    /// Names are never reused: a preparation that failed in a pipeline is forgotten and redone
+    /// under a new name.
+    private var nextPreparedNumber = 0
     public private(set) var transactionDepth = 0
+    public private(set) var statistics = PostgresStatistics()
+
+    /// A statement sent in pipeline mode whose result has not been read yet, in sending order.
+    private struct Unread {
+        let sql: String
+        /// Set for the preparation of a statement (forgotten again if it did not succeed).
+        let preparing: String?
+        /// The caller waits for these rows (`query`, `queries`).
+        var wanted = false
+    }
+    /// True while libpq is in pipeline mode: from the first unwaited statement to the next Sync.
+    private var pipelining = false
+    private var unread: [Unread] = []
+    /// The command status (e.g. `COMMIT`, `ROLLBACK`) of the last statement of the last sync.
+    private var lastCommandStatus = ""
 
     public init(_ configuration: PostgresConfiguration) throws(PostgresError) {
         guard let connection = PQconnectdb(configuration.connectionString) else {
@@ -217,43 +260,104 @@ public final class PostgresConnection {
     /// The server's process id for this session (used to tell sessions apart in logs).
     public var backendPID: Int32 { PQbackendPID(handle) }
 
-    /// Runs a parameterised statement, prepared once per connection.
+    /// Runs a parameterised statement, prepared once per connection, and returns its rows.
+    /// Statements sent before it without waiting are executed first (one round trip for all);
+    /// if one of them failed, its error is thrown.
     @discardableResult
     public func query(_ sql: String, _ parameters: [PostgresValue] = []) throws(PostgresError) -> PostgresRows {
+        if pipelining {
+            try send(sql, parameters, wanted: true)
+            guard let rows = try synchronize().last else { preconditionFailure("a pipeline sync lost the result of \(sql)") }
+            return rows
+        }
         let name: String
         if let cached = preparedNames[sql] {
             name = cached
         } else {
-            name = "s\(preparedNames.count)"
+            name = newPreparedName()
+            statistics.roundTrips += 1
             let result = PQprepare(handle, name, sql, Int32(parameters.count), nil)
             _ = try check(result, sql: sql)
             preparedNames[sql] = name
         }
+        statistics.statements += 1
+        statistics.roundTrips += 1
         return try withParameters(parameters) { values, lengths, formats throws(PostgresError) in
             let result = PQexecPrepared(handle, name, Int32(parameters.count), values, lengths, formats, 0)
             return try check(result, sql: sql)
         }
     }
 
+    /// Runs a parameterised statement whose result the caller does not need. Inside a
+    /// transaction it is only sent (pipeline mode): it runs after everything sent before it, and
+    /// its error, if any, is thrown by the next `query`, the end of the savepoint or COMMIT.
+    /// Outside a transaction it runs at once, like `query`.
+    public func execute(_ sql: String, _ parameters: [PostgresValue] = []) throws(PostgresError) {
+        guard transactionDepth > 0 else {
+            try query(sql, parameters)
+            return
+        }
+        try send(sql, parameters)
+    }
+
+    /// Runs several statements in one round trip inside a transaction (one after the other, after
+    /// everything sent before) and returns each one's rows, in order; outside a transaction one
+    /// by one, like `query`.
+    public func queries(_ statements: [(sql: String, parameters: [PostgresValue])]) throws(PostgresError) -> [PostgresRows] {
+        guard transactionDepth > 0, statements.count > 1 else {
+            var all: [PostgresRows] = []
+            for statement in statements { all.append(try query(statement.sql, statement.parameters)) }
+            return all
+        }
+        for statement in statements { try send(statement.sql, statement.parameters, wanted: true) }
+        let all = try synchronize()
+        precondition(all.count == statements.count, "a pipeline sync lost results")
+        return all
+    }
+
+    /// Executes everything sent without waiting and throws the first error among it.
+    public func flush() throws(PostgresError) {
+        _ = try synchronize()
+    }
+
     /// Runs SQL text with no parameters and possibly several statements (migrations, BEGIN/COMMIT).
     @discardableResult
     public func simpleQuery(_ sql: String) throws(PostgresError) -> PostgresRows {
-        try check(PQexec(handle, sql), sql: sql)
+        // PQexec is not allowed in pipeline mode: what was sent runs (and is checked) first.
+        _ = try synchronize()
+        statistics.statements += 1
+        statistics.roundTrips += 1
+        return try check(PQexec(handle, sql), sql: sql)
     }
 
     /// Runs `body` in a transaction: COMMIT if it returns, ROLLBACK if it throws. Nested calls
     /// use savepoints, so one message of a batch can be rolled back without the others.
+    ///
+    /// A savepoint's statements are all executed and checked before the savepoint is released
+    /// (one Sync at its end), so an error of a statement sent without waiting is thrown inside
+    /// the savepoint that sent it; RELEASE itself is sent without waiting.
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         let savepoint = transactionDepth == 0 ? nil : "sp\(transactionDepth)"
-        if let savepoint { try simpleQuery("SAVEPOINT \(savepoint)") } else { try simpleQuery("BEGIN") }
+        try sendUnprepared(savepoint.map { "SAVEPOINT \($0)" } ?? "BEGIN")
         transactionDepth += 1
+        let value: T
         do {
-            let value = try body()
-            transactionDepth -= 1
-            if let savepoint { try simpleQuery("RELEASE SAVEPOINT \(savepoint)") } else { try simpleQuery("COMMIT") }
-            return value
+            value = try body()
+            if savepoint != nil {
+                try flush()
+            } else {
+                let status = try commandStatus("COMMIT")
+                // COMMIT of a failed transaction answers ROLLBACK: never report that as committed.
+                guard status == "COMMIT" else {
+                    throw PostgresError(sqlState: "25P02", message: "COMMIT was answered \(status): the transaction was rolled back", connectionLost: false)
+                }
+            }
         } catch {
             transactionDepth -= 1
+            // A statement sent before the failure may have failed first: that is the real error
+            // (without pipelining it would have been thrown before the body went on).
+            var earlier: PostgresError?
+            do { try flush() } catch let failure { earlier = failure }
             if isConnected {
                 // The rollback's own failure would hide the real error; the connection is
                 // discarded by the caller if it is broken.
@@ -263,14 +367,129 @@ public final class PostgresConnection {
                     _ = try? simpleQuery("ROLLBACK")
                 }
             }
-            throw error
+            throw earlier ?? error
         }
+        transactionDepth -= 1
+        if let savepoint { try sendUnprepared("RELEASE SAVEPOINT \(savepoint)") }
+        return value
+    }
+
+    // MARK: pipeline mode
+
+    private func newPreparedName() -> String {
+        defer { nextPreparedNumber += 1 }
+        return "s\(nextPreparedNumber)"
+    }
+
+    private func enterPipelineMode() throws(PostgresError) {
+        guard !pipelining else { return }
+        guard PQenterPipelineMode(handle) == 1 else { throw protocolFailure("cannot enter pipeline mode") }
+        pipelining = true
+    }
+
+    /// Sends a prepared statement (preparing it first if needed) without reading its result.
+    private func send(_ sql: String, _ parameters: [PostgresValue], wanted: Bool = false) throws(PostgresError) {
+        try enterPipelineMode()
+        let name: String
+        if let cached = preparedNames[sql] {
+            name = cached
+        } else {
+            name = newPreparedName()
+            guard PQsendPrepare(handle, name, sql, Int32(parameters.count), nil) == 1 else { throw protocolFailure("cannot send a statement") }
+            preparedNames[sql] = name
+            unread.append(Unread(sql: sql, preparing: name))
+        }
+        let sent = try withParameters(parameters) { values, lengths, formats in
+            PQsendQueryPrepared(handle, name, Int32(parameters.count), values, lengths, formats, 0)
+        }
+        guard sent == 1 else { throw protocolFailure("cannot send a statement") }
+        unread.append(Unread(sql: sql, preparing: nil, wanted: wanted))
+        statistics.statements += 1
+    }
+
+    /// Sends fixed SQL text without parameters (transaction control) without reading its result.
+    private func sendUnprepared(_ sql: String, wanted: Bool = false) throws(PostgresError) {
+        try enterPipelineMode()
+        guard PQsendQueryParams(handle, sql, 0, nil, nil, nil, nil, 0) == 1 else { throw protocolFailure("cannot send \(sql)") }
+        unread.append(Unread(sql: sql, preparing: nil, wanted: wanted))
+        statistics.statements += 1
+    }
+
+    /// Runs fixed SQL text after everything sent and returns its command status (COMMIT).
+    private func commandStatus(_ sql: String) throws(PostgresError) -> String {
+        try sendUnprepared(sql, wanted: true)
+        try synchronize()
+        return lastCommandStatus
+    }
+
+    /// Sends a Sync, reads every unread result in order and leaves pipeline mode. Returns the
+    /// rows of the statements waited for, in order; throws the first error (the server skipped
+    /// everything after it).
+    @discardableResult
+    private func synchronize() throws(PostgresError) -> [PostgresRows] {
+        guard pipelining else { return [] }
+        statistics.roundTrips += 1
+        guard PQpipelineSync(handle) == 1 else { throw abandonPipeline("cannot send a pipeline sync") }
+        var firstError: PostgresError?
+        var rows: [PostgresRows] = []
+        for entry in unread {
+            guard let result = PQgetResult(handle) else { throw abandonPipeline("a pipelined statement returned no result: \(entry.sql)") }
+            let status = PQresultStatus(result)
+            switch status {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+                if entry.wanted {
+                    rows.append(PostgresConnection.copyRows(result))
+                    lastCommandStatus = String(cString: PQcmdStatus(result))
+                }
+            case PGRES_PIPELINE_ABORTED:
+                if let name = entry.preparing { forget(prepared: name) }
+            default:
+                if let name = entry.preparing { forget(prepared: name) }
+                if firstError == nil { firstError = error(of: result) }
+            }
+            PQclear(result)
+            // Each statement's results end with a NULL.
+            while let extra = PQgetResult(handle) {
+                let extraStatus = PQresultStatus(extra)
+                PQclear(extra)
+                if extraStatus == PGRES_PIPELINE_SYNC { throw abandonPipeline("a pipeline sync arrived before all results") }
+            }
+        }
+        guard let sync = PQgetResult(handle) else { throw abandonPipeline("no pipeline sync result") }
+        let syncStatus = PQresultStatus(sync)
+        PQclear(sync)
+        guard syncStatus == PGRES_PIPELINE_SYNC else { throw abandonPipeline("expected a pipeline sync result, got \(String(cString: PQresStatus(syncStatus)))") }
+        unread.removeAll()
+        guard PQexitPipelineMode(handle) == 1 else { throw abandonPipeline("cannot leave pipeline mode") }
+        pipelining = false
+        if let firstError { throw firstError }
+        return rows
+    }
+
+    private func forget(prepared name: String) {
+        if let sql = preparedNames.first(where: { $0.value == name })?.key { preparedNames[sql] = nil }
+    }
+
+    /// The pipeline is in a state we cannot follow: treat the connection as lost (the caller
+    /// reconnects; the transaction was not committed).
+    private func abandonPipeline(_ what: String) -> PostgresError {
+        let detail = PostgresConnection.trimmedMessage(PQerrorMessage(handle))
+        unread.removeAll()
+        pipelining = false
+        preparedNames.removeAll()
+        PQreset(handle)
+        return PostgresError(sqlState: nil, message: "\(what): \(detail)", connectionLost: true)
+    }
+
+    private func protocolFailure(_ what: String) -> PostgresError {
+        PostgresError(sqlState: nil, message: "\(what): \(PostgresConnection.trimmedMessage(PQerrorMessage(handle)))", connectionLost: !isConnected)
     }
 
     // MARK: LISTEN/NOTIFY
 
     /// Waits until a notification arrives or `timeoutMilliseconds` pass; returns the channels notified.
     public func waitForNotifications(timeoutMilliseconds: Int32) throws(PostgresError) -> [String] {
+        try synchronize()
         var channels = drainNotifications()
         if !channels.isEmpty { return channels }
         var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
@@ -305,10 +524,14 @@ public final class PostgresConnection {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
             return PostgresConnection.copyRows(result)
         default:
-            let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-            let message = PostgresConnection.trimmedMessage(PQresultErrorMessage(result))
-            throw PostgresError(sqlState: sqlState, message: message, connectionLost: !isConnected)
+            throw error(of: result)
         }
+    }
+
+    private func error(of result: OpaquePointer) -> PostgresError {
+        let sqlState = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+        let message = PostgresConnection.trimmedMessage(PQresultErrorMessage(result))
+        return PostgresError(sqlState: sqlState, message: message, connectionLost: !isConnected)
     }
 
     private static func copyRows(_ result: OpaquePointer) -> PostgresRows {

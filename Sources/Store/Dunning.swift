@@ -337,13 +337,12 @@ extension Store {
     }
 
     /// Ends the payment's live retries (`superseded` by a new failure, `cancelled` by success or
-    /// because nothing is left to collect); returns how many.
-    @discardableResult
-    public func endRetries(paymentID: String, state: String, reason: String, attempt: Int? = nil) throws(PostgresError) -> Int {
-        try db.query("""
+    /// because nothing is left to collect). Sent without waiting in a transaction.
+    public func endRetries(paymentID: String, state: String, reason: String, attempt: Int? = nil) throws(PostgresError) {
+        try db.execute("""
             UPDATE payment_retries SET state = $2, state_reason = $3
             WHERE payment_id = $1 AND state IN ('scheduled', 'requested') AND ($4::int IS NULL OR attempt = $4::int)
-            """, [.text(paymentID), .text(state), .text(reason), attempt.map { .int($0) } ?? .null]).affectedRows
+            """, [.text(paymentID), .text(state), .text(reason), attempt.map { .int($0) } ?? .null])
     }
 
     /// The attempt of the payment's retry that was requested and is still waiting for its

@@ -128,7 +128,7 @@ extension Store {
     public func recordAppliedSequences(_ sequences: [String: Int64], skipped: [String: Int64] = [:]) throws(PostgresError) {
         let queues = Set(sequences.keys).union(skipped.keys).sorted()
         guard !queues.isEmpty else { return }
-        try db.query("""
+        try db.execute("""
             INSERT INTO partition_applied AS a (queue, applied_seq, skipped)
             SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[])
             ON CONFLICT (queue) DO UPDATE SET applied_seq = GREATEST(a.applied_seq, EXCLUDED.applied_seq),

@@ -22,7 +22,7 @@ extension Store {
 
     public func insertPayment(id: String, customerID: String, amount: Money, method: String, receivedAt: Instant,
                               gatewayReference: String?, payoutID: String?, fingerprint: String) throws(PostgresError) {
-        try db.query("""
+        try db.execute("""
             INSERT INTO payments (payment_id, customer_id, currency, amount_minor, method, received_at, gateway_reference, payout_id, fingerprint)
             VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7, $8, $9)
             """, [.text(id), .text(customerID), .text(amount.currency.code), .int(amount.minorUnits), .text(method),
@@ -34,7 +34,7 @@ extension Store {
     }
 
     public func insertTakeback(id: String, paymentID: String, kind: String, amount: Money, reason: String?, fingerprint: String) throws(PostgresError) {
-        try db.query("""
+        try db.execute("""
             INSERT INTO payment_takebacks (takeback_id, payment_id, kind, amount_minor, reason, fingerprint)
             VALUES ($1, $2, $3, $4, $5, $6)
             """, [.text(id), .text(paymentID), .text(kind), .int(amount.minorUnits), .optional(reason), .text(fingerprint)])
@@ -60,13 +60,11 @@ extension Store {
         return !rows.isEmpty
     }
 
-    /// Settles or fails a pending payment; false when there was none pending.
-    @discardableResult
-    public func closePending(paymentID: String, state: String) throws(PostgresError) -> Bool {
-        let rows = try db.query("""
-            UPDATE pending_payments SET state = $2, updated_at = now() WHERE payment_id = $1 AND state = 'pending' RETURNING 1 AS closed
+    /// Settles or fails a pending payment, if one is pending (sent without waiting in a transaction).
+    public func closePending(paymentID: String, state: String) throws(PostgresError) {
+        try db.execute("""
+            UPDATE pending_payments SET state = $2, updated_at = now() WHERE payment_id = $1 AND state = 'pending'
             """, [.text(paymentID), .text(state)])
-        return !rows.isEmpty
     }
 
     /// Records one failed attempt; false when that attempt of that payment was already recorded

@@ -104,7 +104,7 @@ public final class Store {
     }
 
     public func setInboxOutcome(source: String, eventID: String, outcome: String) throws(PostgresError) {
-        try db.query("UPDATE inbox SET outcome = $3 WHERE source = $1 AND event_id = $2", [.text(source), .text(eventID), .text(outcome)])
+        try db.execute("UPDATE inbox SET outcome = $3 WHERE source = $1 AND event_id = $2", [.text(source), .text(eventID), .text(outcome)])
     }
 
     // MARK: outbox
@@ -113,11 +113,11 @@ public final class Store {
         try enqueue([message])
     }
 
-    /// Writes several messages in one statement (one round trip), in order.
+    /// Writes several messages in one statement, in order (sent without waiting in a transaction).
     public func enqueue(_ messages: [OutboxMessage]) throws(PostgresError) {
         guard !messages.isEmpty else { return }
         if messages.count == 1, let message = messages.first {
-            try db.query("""
+            try db.execute("""
                 INSERT INTO outbox (event_id, exchange, routing_key, type, correlation_id, headers, body)
                 VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (event_id) DO NOTHING
                 """, [.text(message.eventID), .text(message.exchange), .text(message.routingKey), .text(message.type),
@@ -125,7 +125,7 @@ public final class Store {
             return
         }
         // WITH ORDINALITY keeps the rows in the order given, so seq follows emission order.
-        try db.query("""
+        try db.execute("""
             INSERT INTO outbox (event_id, exchange, routing_key, type, correlation_id, headers, body)
             SELECT m.event_id, m.exchange, m.routing_key, m.type, NULLIF(m.correlation_id, ''), m.headers::jsonb, decode(m.body, 'hex')
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
@@ -154,7 +154,7 @@ public final class Store {
 
     /// Wakes publishers (delivered at commit, so they never see uncommitted rows).
     public func notifyOutbox() throws(PostgresError) {
-        try db.query("SELECT pg_notify('receivablesd_outbox', '')")
+        try db.execute("SELECT pg_notify('receivablesd_outbox', '')")
     }
 
     public func listenForOutbox() throws(PostgresError) {
@@ -197,20 +197,17 @@ public final class Store {
 
     // MARK: customers
 
-    /// Creates or updates a customer; returns true when it was created.
-    @discardableResult
-    public func upsertCustomer(_ customer: CustomerRecord) throws(PostgresError) -> Bool {
+    /// Creates or updates a customer (sent without waiting in a transaction).
+    public func upsertCustomer(_ customer: CustomerRecord) throws(PostgresError) {
         try lockKey("customer", customer.id)
-        let rows = try db.query("""
+        try db.execute("""
             INSERT INTO customers (customer_id, name, email, locale, time_zone, dunning_policy, bank_accounts)
             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
             ON CONFLICT (customer_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, locale = EXCLUDED.locale,
                 time_zone = EXCLUDED.time_zone, dunning_policy = EXCLUDED.dunning_policy,
                 bank_accounts = EXCLUDED.bank_accounts, updated_at = now()
-            RETURNING (xmax = 0) AS created
             """, [.text(customer.id), .text(customer.name), .optional(customer.email), .optional(customer.locale),
                   .optional(customer.timeZone), .optional(customer.dunningPolicy), .text(Store.jsonArray(customer.bankAccounts))])
-        return rows.first?.bool("created") ?? false
     }
 
     /// Locks the customer row for the rest of the transaction: every change to one customer's
@@ -226,8 +223,9 @@ public final class Store {
     /// before checking whether the thing exists. A message found missing is held while the key
     /// is locked, and the message creating it releases the held ones while holding the same
     /// lock, so a message can never be held just after its release ran (lost until expiry).
+    /// Sent without waiting in a transaction: it is granted before any later statement runs.
     public func lockKey(_ kind: String, _ id: String) throws(PostgresError) {
-        try db.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.text(kind + ":" + id)])
+        try db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.text(kind + ":" + id)])
     }
 
     public func customerExists(_ customerID: String) throws(PostgresError) -> Bool {
@@ -238,9 +236,19 @@ public final class Store {
 
     /// The invoice with its document fields, or nil.
     public func invoice(_ invoiceID: String) throws(PostgresError) -> (invoice: Invoice, document: InvoiceDocument)? {
-        let rows = try db.query("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = $1", [.text(invoiceID)])
-        return rows.first.map { (Store.invoice(from: $0), InvoiceDocument(poNumber: $0.string("po_number"), documentURL: $0.string("document_url"),
-                                                                     fingerprint: $0.requiredString("issued_fingerprint"))) }
+        try db.query(Store.invoiceByID, [.text(invoiceID)]).first.map(Store.invoiceWithDocument(from:))
+    }
+
+    /// Each named invoice (nil when unknown), in the order named, in one round trip.
+    public func invoices(_ invoiceIDs: [String]) throws(PostgresError) -> [(invoice: Invoice, document: InvoiceDocument)?] {
+        try db.queries(invoiceIDs.map { (Store.invoiceByID, [.text($0)]) }).map { $0.first.map(Store.invoiceWithDocument(from:)) }
+    }
+
+    static let invoiceByID = "\(Store.invoiceColumns) FROM invoices WHERE invoice_id = $1"
+
+    static func invoiceWithDocument(from row: PostgresRow) -> (invoice: Invoice, document: InvoiceDocument) {
+        (Store.invoice(from: row), InvoiceDocument(poNumber: row.string("po_number"), documentURL: row.string("document_url"),
+                                                   fingerprint: row.requiredString("issued_fingerprint")))
     }
 
     static let invoiceColumns = """
@@ -271,7 +279,7 @@ public final class Store {
     }
 
     public func insertCreditNote(id: String, customerID: String, amount: Money, invoiceID: String?, invoiceKnown: Bool, fingerprint: String) throws(PostgresError) {
-        try db.query("""
+        try db.execute("""
             INSERT INTO credit_notes (credit_note_id, customer_id, currency, amount_minor, invoice_id, fingerprint)
             VALUES ($1, $2, $3, $4, $5, $6)
             """, [.text(id), .text(customerID), .text(amount.currency.code), .int(amount.minorUnits),
@@ -296,45 +304,90 @@ public final class Store {
             applications = rows.all.map(Store.application(from:))
             wanted += applications.map(\.invoiceID)
         }
-        var invoices: [String: Invoice] = [:]
-        if !wanted.isEmpty {
-            let rows = try db.query("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = ANY($1::text[]) AND customer_id = $2",
-                                    [.text(Store.textArray(wanted)), .text(customerID)])
-            for invoice in rows.all.map(Store.invoice(from:)) { invoices[invoice.id] = invoice }
-        }
-        if let currency {
-            let rows = try db.query("""
-                \(Store.invoiceColumns) FROM invoices
-                WHERE customer_id = $1 AND currency = $2 AND status IN ('open', 'partially_paid')
-                """, [.text(customerID), .text(currency.code)])
-            for invoice in rows.all.map(Store.invoice(from:)) { invoices[invoice.id] = invoice }
-        }
-        let lotRows = try db.query("""
-            SELECT lot_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice
-            FROM credit_lots WHERE customer_id = $1 AND remaining_minor > 0 ORDER BY lot_id
-            """, [.text(customerID)])
-        let lots = lotRows.all.map { row -> CreditLot in
-            guard let currency = Currency(code: row.requiredString("currency")), let kind = OriginKind(rawValue: row.requiredString("origin_kind")) else {
-                preconditionFailure("credit lot row \(row.values) does not map to the domain")
+        let reads = BooksReads(customerID: customerID, invoiceIDs: wanted, openInvoicesIn: currency, applications: applications)
+        return reads.books(try db.queries(reads.statements)[...])
+    }
+
+    /// An invoice (nil when unknown) and the customer's books as `loadBooks(customerID:)` reads
+    /// them, in one round trip (`invoice.issued`: the books are only used when the invoice is new).
+    /// Lock the customer and the invoice first.
+    public func invoiceAndBooks(invoiceID: String, customerID: String) throws(PostgresError)
+        -> (existing: (invoice: Invoice, document: InvoiceDocument)?, books: CustomerBooks) {
+        let reads = BooksReads(customerID: customerID, invoiceIDs: [], openInvoicesIn: nil, applications: [])
+        let results = try db.queries([(Store.invoiceByID, [.text(invoiceID)])] + reads.statements)
+        return (results[0].first.map(Store.invoiceWithDocument(from:)), reads.books(results[1...]))
+    }
+
+    /// The statements that read a slice of a customer's books, and the books made of their rows.
+    /// The invoices, the credit lots and the standing applications on those invoices (void and
+    /// adjust unwind them) are read in one round trip: the applications' invoices are named by
+    /// the same conditions as the invoices read (by id, or open in `currency`).
+    struct BooksReads {
+        let customerID: String
+        let statements: [(sql: String, parameters: [PostgresValue])]
+        /// How many of `statements` read invoices (they come first).
+        let invoiceStatements: Int
+        /// Applications read before (those of a payment being taken back).
+        let applications: [Application]
+
+        init(customerID: String, invoiceIDs wanted: [String], openInvoicesIn currency: Currency?, applications: [Application]) {
+            self.customerID = customerID
+            self.applications = applications
+            var statements: [(sql: String, parameters: [PostgresValue])] = []
+            if !wanted.isEmpty {
+                statements.append(("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = ANY($1::text[]) AND customer_id = $2",
+                                   [.text(Store.textArray(wanted)), .text(customerID)]))
             }
-            return CreditLot(id: row.requiredInt64("lot_id"), origin: MoneyOrigin(kind, row.requiredString("origin_id")),
-                             original: Money(minorUnits: row.requiredInt64("original_minor"), currency: currency),
-                             remaining: Money(minorUnits: row.requiredInt64("remaining_minor"), currency: currency),
-                             reservedForInvoice: row.string("reserved_for_invoice"))
+            if let currency {
+                statements.append(("""
+                    \(Store.invoiceColumns) FROM invoices
+                    WHERE customer_id = $1 AND currency = $2 AND status IN ('open', 'partially_paid')
+                    """, [.text(customerID), .text(currency.code)]))
+            }
+            invoiceStatements = statements.count
+            statements.append(("""
+                SELECT lot_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice
+                FROM credit_lots WHERE customer_id = $1 AND remaining_minor > 0 ORDER BY lot_id
+                """, [.text(customerID)]))
+            if invoiceStatements > 0 {
+                statements.append(("""
+                    SELECT application_id, invoice_id, currency, origin_kind, origin_id, amount_minor, unwound_minor
+                    FROM applications WHERE customer_id = $2 AND unwound_minor < amount_minor AND invoice_id IN (
+                        SELECT invoice_id FROM invoices WHERE customer_id = $2 AND (invoice_id = ANY($1::text[])
+                            OR ($3::text IS NOT NULL AND currency = $3::text AND status IN ('open', 'partially_paid'))))
+                    ORDER BY application_id
+                    """, [.text(Store.textArray(wanted)), .text(customerID), .optional(currency?.code)]))
+            }
+            self.statements = statements
         }
-        // Standing applications on the loaded invoices (void and adjust unwind them).
-        let loadedIDs = Array(invoices.keys)
-        if !loadedIDs.isEmpty {
-            let rows = try db.query("""
-                SELECT application_id, invoice_id, currency, origin_kind, origin_id, amount_minor, unwound_minor
-                FROM applications WHERE invoice_id = ANY($1::text[]) AND customer_id = $2 AND unwound_minor < amount_minor
-                ORDER BY application_id
-                """, [.text(Store.textArray(loadedIDs)), .text(customerID)])
-            let known = Set(applications.compactMap(\.id))
-            applications += rows.all.map(Store.application(from:)).filter { !known.contains($0.id ?? -1) }
-            applications.sort { ($0.id ?? 0) < ($1.id ?? 0) }
+
+        func books(_ results: ArraySlice<PostgresRows>) -> CustomerBooks {
+            precondition(results.count == statements.count, "books read \(results.count) results for \(statements.count) statements")
+            let first = results.startIndex
+            var invoices: [String: Invoice] = [:]
+            for rows in results[first..<first + invoiceStatements] {
+                for invoice in rows.all.map(Store.invoice(from:)) { invoices[invoice.id] = invoice }
+            }
+            let lots = results[first + invoiceStatements].all.map { row -> CreditLot in
+                guard let currency = Currency(code: row.requiredString("currency")), let kind = OriginKind(rawValue: row.requiredString("origin_kind")) else {
+                    preconditionFailure("credit lot row \(row.values) does not map to the domain")
+                }
+                return CreditLot(id: row.requiredInt64("lot_id"), origin: MoneyOrigin(kind, row.requiredString("origin_id")),
+                                 original: Money(minorUnits: row.requiredInt64("original_minor"), currency: currency),
+                                 remaining: Money(minorUnits: row.requiredInt64("remaining_minor"), currency: currency),
+                                 reservedForInvoice: row.string("reserved_for_invoice"))
+            }
+            var applications = self.applications
+            if invoiceStatements > 0 {
+                // Exactly the applications on the invoices loaded (the filter only matters if another
+                // transaction changed an invoice between the two statements, which the customer lock prevents).
+                let standing = results[first + invoiceStatements + 1].all.map(Store.application(from:)).filter { invoices[$0.invoiceID] != nil }
+                let known = Set(applications.compactMap(\.id))
+                applications += standing.filter { !known.contains($0.id ?? -1) }
+                applications.sort { ($0.id ?? 0) < ($1.id ?? 0) }
+            }
+            return CustomerBooks(customerID: customerID, invoices: Array(invoices.values), lots: lots, applications: applications)
         }
-        return CustomerBooks(customerID: customerID, invoices: Array(invoices.values), lots: lots, applications: applications)
     }
 
     static func application(from row: PostgresRow) -> Application {
@@ -354,7 +407,7 @@ public final class Store {
     public func saveBooks(_ books: CustomerBooks, newInvoiceDocuments: [String: InvoiceDocument] = [:], cause: [String]) throws(PostgresError) -> [(id: String, entry: JournalEntry)] {
         for invoice in books.changedInvoices {
             if let document = newInvoiceDocuments[invoice.id] {
-                try db.query("""
+                try db.execute("""
                     INSERT INTO invoices (invoice_id, customer_id, number, currency, amount_minor, balance_minor, written_off_minor, status,
                                           issue_date, due_date, payment_reference, po_number, document_url, issued_fingerprint, status_seq)
                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::date, $10::date, $11, $12, $13, $14, $15)
@@ -364,7 +417,7 @@ public final class Store {
                           .optional(invoice.paymentReference), .optional(document.poNumber), .optional(document.documentURL), .text(document.fingerprint),
                           .int(invoice.statusSequence)])
             } else {
-                try db.query("""
+                try db.execute("""
                     UPDATE invoices SET amount_minor = $2, balance_minor = $3, written_off_minor = $4, status = $5, status_seq = $6,
                                         updated_at = now()
                     WHERE invoice_id = $1
@@ -374,11 +427,11 @@ public final class Store {
         }
         for lot in books.changedLots {
             guard let id = lot.id else { continue }
-            try db.query("UPDATE credit_lots SET remaining_minor = $2, reserved_for_invoice = $3 WHERE lot_id = $1",
+            try db.execute("UPDATE credit_lots SET remaining_minor = $2, reserved_for_invoice = $3 WHERE lot_id = $1",
                          [.int(id), .int(lot.remaining.minorUnits), .optional(lot.reservedForInvoice)])
         }
         for lot in books.newLots {
-            try db.query("""
+            try db.execute("""
                 INSERT INTO credit_lots (customer_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 """, [.text(books.customerID), .text(lot.original.currency.code), .text(lot.origin.kind.rawValue), .text(lot.origin.id),
@@ -386,10 +439,10 @@ public final class Store {
         }
         for application in books.changedApplications {
             guard let id = application.id else { continue }
-            try db.query("UPDATE applications SET unwound_minor = $2 WHERE application_id = $1", [.int(id), .int(application.unwound.minorUnits)])
+            try db.execute("UPDATE applications SET unwound_minor = $2 WHERE application_id = $1", [.int(id), .int(application.unwound.minorUnits)])
         }
         for application in books.newApplications {
-            try db.query("""
+            try db.execute("""
                 INSERT INTO applications (invoice_id, customer_id, currency, origin_kind, origin_id, amount_minor, unwound_minor)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                 """, [.text(application.invoiceID), .text(books.customerID), .text(application.amount.currency.code),
@@ -407,7 +460,7 @@ public final class Store {
         for (index, entry) in entries.enumerated() {
             let id = StableID.make(cause + ["journal", String(index)])
             // The entry and all its lines in one statement (one round trip per entry).
-            try db.query("""
+            try db.execute("""
                 WITH entry AS (
                     INSERT INTO journal_entries (entry_id, kind, customer_id, currency, reference) VALUES ($1, $2, $3, $4, $5)
                     RETURNING entry_id)
@@ -427,7 +480,7 @@ public final class Store {
     // MARK: held messages
 
     public func hold(source: String, eventID: String, type: String, waitingKind: String, waitingID: String, userID: String?, body: [UInt8]) throws(PostgresError) {
-        try db.query("""
+        try db.execute("""
             INSERT INTO held_messages (source, event_id, type, waiting_kind, waiting_id, user_id, body)
             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (source, event_id) DO NOTHING
             """, [.text(source), .text(eventID), .text(type), .text(waitingKind), .text(waitingID), .optional(userID), .bytes(body)])
@@ -596,7 +649,7 @@ extension Store {
     /// An invoice was issued to `customerID`: allocations held for that invoice id by other
     /// customers' payments become their plain credit (SPEC "Money rules").
     public func releaseForeignReservations(invoiceID: String, customerID: String) throws(PostgresError) {
-        try db.query("UPDATE credit_lots SET reserved_for_invoice = NULL WHERE reserved_for_invoice = $1 AND customer_id <> $2",
+        try db.execute("UPDATE credit_lots SET reserved_for_invoice = NULL WHERE reserved_for_invoice = $1 AND customer_id <> $2",
                      [.text(invoiceID), .text(customerID)])
     }
 

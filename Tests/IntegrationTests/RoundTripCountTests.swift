@@ -1,0 +1,130 @@
+import AMQPClient
+import ARContract
+import ARDomain
+@testable import Daemon
+import Foundation
+import Logging
+import PostgresClient
+import Store
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A migrated private database and a pipeline over it, for tests that drive `MessagePipeline.process`
+/// directly (no broker, no daemon).
+enum PipelineFixtures {
+    /// A migrated private database; dropped by `close`.
+    final class Scratch {
+        let name: String
+        let admin: PostgresConnection
+        let configuration: PostgresConfiguration
+
+        init() throws {
+            let environment = try TestEnvironment.load()
+            name = "receivablesd_rt\(getpid())_\(UInt32.random(in: 0..<UInt32.max))"
+            let base = PostgresConfiguration(
+                host: environment["RECEIVABLESD_DB_HOST"]!, port: Int(environment["RECEIVABLESD_DB_PORT"]!) ?? 5432,
+                database: environment["RECEIVABLESD_DB_NAME"]!, user: environment["RECEIVABLESD_DB_USER"]!,
+                password: environment["RECEIVABLESD_DB_PASSWORD"], applicationName: "receivablesd-pipelined-batch-tests")
+            admin = try PostgresConnection(base)
+            // CREATE DATABASE takes no parameters; the name is built from digits only.
+            try admin.simpleQuery("CREATE DATABASE \(name)")
+            var own = base
+            own.database = name
+            configuration = own
+            try Migrator().migrate(try PostgresConnection(own))
+        }
+
+        func connect() throws -> PostgresConnection { try PostgresConnection(configuration) }
+
+        func close() { _ = try? admin.simpleQuery("DROP DATABASE IF EXISTS \(name) WITH (FORCE)") }
+    }
+
+    static func pipeline() -> MessagePipeline {
+        var configuration = DaemonConfiguration(
+            database: PostgresConfiguration(host: "unused", port: 1, database: "unused", user: "unused", password: nil),
+            broker: AMQPConfiguration(host: "unused", port: 1, user: "receivablesd", password: "unused"))
+        configuration.publishers = PublisherPolicy(allowed: ["billing": ["*"]])
+        return MessagePipeline(configuration: configuration, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                               decoder: try! InboundDecoder())
+    }
+
+    static func delivery(_ tag: UInt64, id: String, type: String, _ data: [(String, JSONValue)]) -> AMQPDelivery {
+        let body = encodeEvent(id: id, source: "billing-test", type: type, time: Instant(secondsSinceEpoch: 1_795_000_000), subject: nil,
+                               data: .object(JSONObject(data)))
+        return AMQPDelivery(deliveryTag: tag, redelivered: false, exchange: "ar.inbound", routingKey: type,
+                            properties: AMQPProperties(contentType: "application/cloudevents+json", deliveryMode: 2, userID: "billing"), body: body)
+    }
+
+    static func invoice(_ tag: UInt64, _ invoiceID: String, customer: String) -> AMQPDelivery {
+        delivery(tag, id: "e-\(invoiceID)", type: "invoice.issued", [
+            ("invoice_id", .string(invoiceID)), ("customer_id", .string(customer)), ("number", .string("N-\(invoiceID)")),
+            ("currency", .string("EUR")), ("amount", .string("100.00")), ("issue_date", .string("2026-11-01")),
+            ("due_date", .string("2026-12-01")),
+        ])
+    }
+
+    static func customer(_ tag: UInt64, _ id: String) -> AMQPDelivery {
+        delivery(tag, id: "e-\(id)-\(tag)", type: "customer.upserted", [("customer_id", .string(id)), ("name", .string("Customer \(id)"))])
+    }
+
+    static func payment(_ tag: UInt64, _ paymentID: String, customer: String, allocateTo invoiceID: String) -> AMQPDelivery {
+        delivery(tag, id: "e-\(paymentID)", type: "payment.succeeded", [
+            ("payment_id", .string(paymentID)), ("customer_id", .string(customer)), ("currency", .string("EUR")),
+            ("amount", .string("150.00")), ("method", .string("card")), ("received_at", .string("2026-11-15T10:00:00Z")),
+            ("allocations", .array([.object(JSONObject([("invoice_id", .string(invoiceID)), ("amount", .string("100.00"))]))])),
+        ])
+    }
+}
+
+/// What the hot messages cost in statements and round trips (issue 12), per message in a batch
+/// of 16 with prepared statements warm; printed for the record and bounded so a change that
+/// brings the round trips back is noticed.
+@Suite(.serialized) struct RoundTripCountTests {
+    @Test func hotMessagesCostFewRoundTrips() throws {
+        let scratch = try PipelineFixtures.Scratch()
+        defer { scratch.close() }
+        let store = Store(try scratch.connect())
+        let pipeline = PipelineFixtures.pipeline()
+        let size = 16
+        var tag: UInt64 = 0
+        func next() -> UInt64 { tag += 1; return tag }
+        var figures: [String: PostgresStatistics] = [:]
+        func measure(_ type: String, _ batches: [[AMQPDelivery]]) throws {
+            // The first batch warms the prepared statements; the second is measured.
+            for (index, batch) in batches.enumerated() {
+                let before = store.db.statistics
+                let outcomes = try pipeline.process(batch, store: store)
+                #expect(outcomes.allSatisfy { $0 == .applied }, "\(type): \(outcomes)")
+                if index == batches.count - 1 { figures[type] = store.db.statistics - before }
+            }
+        }
+        try measure("customer.upserted", (0..<2).map { round in (0..<size).map { PipelineFixtures.customer(next(), "C\(round)-\($0)") } })
+        try measure("invoice.issued", (0..<2).map { round in (0..<size).map {
+            PipelineFixtures.invoice(next(), "I\(round)-\($0)", customer: "C\(round)-\($0)")
+        } })
+        // A second, older-due invoice each, so a payment pays one explicitly and the rest oldest first.
+        _ = try pipeline.process((0..<2).flatMap { round in (0..<size).map {
+            PipelineFixtures.invoice(next(), "J\(round)-\($0)", customer: "C\(round)-\($0)")
+        } }, store: store)
+        try measure("payment.succeeded", (0..<2).map { round in (0..<size).map {
+            PipelineFixtures.payment(next(), "P\(round)-\($0)", customer: "C\(round)-\($0)", allocateTo: "I\(round)-\($0)")
+        } })
+        var lines: [String] = []
+        for type in ["customer.upserted", "invoice.issued", "payment.succeeded"] {
+            let figure = figures[type] ?? PostgresStatistics()
+            lines.append("\(type): \(Double(figure.statements) / Double(size)) statements, \(Double(figure.roundTrips) / Double(size)) round trips per message")
+        }
+        print("round trips (batch of \(size)):\n  " + lines.joined(separator: "\n  "))
+        // Reads a decision waits for, per message, plus one Sync per batch (COMMIT): customer.upserted
+        // inbox, then lock + upsert + held look-up; invoice.issued inbox, customer lock, invoice +
+        // credit lots, writes + held look-up; payment.succeeded inbox, customer lock, payment, named
+        // invoices, books, writes + balance, events + held look-up. More means a read came back.
+        let bounds = ["customer.upserted": 2, "invoice.issued": 4, "payment.succeeded": 7]
+        for (type, perMessage) in bounds {
+            let roundTrips = figures[type]?.roundTrips ?? .max
+            #expect(roundTrips <= perMessage * size + 1, "\(type): \(roundTrips) round trips for \(size) messages")
+        }
+    }
+}
