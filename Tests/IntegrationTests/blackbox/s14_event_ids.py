@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 
-from common import Books, Checks, arclient, capture, customer, money, prefix
+from common import Books, Checks, arclient, capture, customer, held_ids, money, prefix, wait_until
 
 DIGITS = {"USD": 2, "JPY": 0}
 seed = int(sys.argv[1]) if len(sys.argv) > 1 else random.randrange(1 << 30)
@@ -93,6 +93,10 @@ class Customer:
             self.apply_take_back(pid, amount)
         else:
             self.held.append((pid, body, amount))
+            # Names only a payment nobody has seen: routed by that id, not with the customer, so
+            # it is "before its payment" only once it is held; a gateway cannot order it otherwise.
+            if not wait_until(lambda: body["id"] in held_ids(), timeout=20):
+                raise RuntimeError(f"take-back {body['id']} of unknown payment {pid} was not held within 20 s")
 
     def apply_take_back(self, pid, amount):
         before = self.statuses()
@@ -122,7 +126,6 @@ a.take_back(f"{p}-JA-P1", 120000, "refund")
 b.issue(f"{p}-JB-I1", 90000, "2026-03-01")
 b.pay(f"{p}-JB-P0", 30000, [(f"{p}-JB-I1", 30000)])
 b.take_back(f"{p}-JB-P1", 10000, "refund", known=False)      # before its payment: held
-time.sleep(0.5)
 early_refund = b.held[0][1]
 b.pay(f"{p}-JB-P1", 60000, [(f"{p}-JB-I1", 60000)])           # releases it
 gateway.publish(early_refund)                                 # redelivered copy: same event id
