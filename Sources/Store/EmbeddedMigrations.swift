@@ -670,5 +670,11 @@ CREATE TABLE partition_members (
 -- that fails again after a replay is recorded anew.
 CREATE INDEX dead_letters_identity ON dead_letters (source, event_id) WHERE replayed_at IS NULL;
 """####),
+        ("0009_reservation_index.sql", ####"""
+-- Every invoice.issued releases credit that another customer's payment reserved for the same
+-- invoice id (Store.releaseForeignReservations); without an index that UPDATE read every credit
+-- lot, a cost growing with the whole book. Reservations are rare: a partial index stays small.
+CREATE INDEX credit_lots_reserved_for_invoice ON credit_lots (reserved_for_invoice) WHERE reserved_for_invoice IS NOT NULL;
+"""####),
     ]
 }
