@@ -113,7 +113,11 @@ extension BlackBoxTests {
         try await harness.ready()
         try await waitUntilBalanced(instances: 1)
         let prefix = "it13j\(UInt32.random(in: 0...UInt32.max))"
-        let publisher = try harness.spawnScript("s13_book.py", ["publish", stateFile(prefix), prefix, String(Self.bookSeed), String(Self.bookCustomers)])
+        let arguments = ["publish", stateFile(prefix), prefix, String(Self.bookSeed), String(Self.bookCustomers)]
+        // The first part of the book is being applied by one instance when the second starts;
+        // the rest is published once the partitions are shared, so the joiner surely gets some
+        // (a fast single instance could otherwise finish the whole book before the hand-over).
+        let publisher = try harness.spawnScript("s13_book.py", arguments + ["0", "150"])
         let db = try harness.connect()
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(90)
@@ -123,7 +127,9 @@ extension BlackBoxTests {
         try await harness.startDaemon("secondary")
         do {
             let played = try await harness.finish(publisher, timeout: .seconds(120))
-            expectClean(played, "scenario 13c publish")
+            expectClean(played, "scenario 13c publish, part 1")
+            try await waitUntilBalanced(instances: 2)
+            expectClean(try await harness.runScript("s13_book.py", arguments + ["150", "100000"], timeout: .seconds(120)), "scenario 13c publish, part 2")
             let books = try await booksWhenDone(prefix, played)
             expectSameBooks(books, one, "an instance joining mid-stream")
             let secondLog = harness.daemon("secondary")?.stdout ?? ""
