@@ -37,6 +37,12 @@ public struct EndToEndBenchmark {
         public let residentStartKiB: Int
         public let residentEndKiB: Int
         public let residentMaxKiB: Int
+        /// Sampled about once a second through the phase: warm-up and growth per message apart.
+        public let residentSamplesKiB: [Int]
+        /// The sample a tenth into the phase (after warm-up); end minus this is the growth.
+        public var residentWarmKiB: Int {
+            residentSamplesKiB.isEmpty ? residentStartKiB : residentSamplesKiB[residentSamplesKiB.count / 10]
+        }
         /// CPU time of the instances per 1,000 payments, milliseconds.
         public let cpuMillisecondsPerThousand: Double
     }
@@ -133,6 +139,7 @@ public struct EndToEndBenchmark {
             let before = (cpu: children.compactMap(BenchCluster.cpuTicks).reduce(0, +),
                           resident: children.compactMap(BenchCluster.residentKiB).reduce(0, +))
             var residentMax = before.resident
+            var residentSamples: [Int] = []
             var lastSample = Monotonic.nanoseconds()
             let started = Monotonic.nanoseconds()
             let end = started + Int64(seconds) * 1_000_000_000
@@ -147,7 +154,9 @@ public struct EndToEndBenchmark {
                 if now - lastSample >= 1_000_000_000 {
                     lastSample = now
                     try cluster.checkAlive(children)
-                    residentMax = max(residentMax, children.compactMap(BenchCluster.residentKiB).reduce(0, +))
+                    let resident = children.compactMap(BenchCluster.residentKiB).reduce(0, +)
+                    residentSamples.append(resident)
+                    residentMax = max(residentMax, resident)
                 }
                 let due: Int
                 if rate > 0 {
@@ -185,11 +194,12 @@ public struct EndToEndBenchmark {
                                published: published, confirmed: stats.count, otherMessages: others,
                                latency: LatencySummary(stats.latencies),
                                residentStartKiB: before.resident, residentEndKiB: after.resident, residentMaxKiB: max(residentMax, after.resident),
+                               residentSamplesKiB: residentSamples,
                                cpuMillisecondsPerThousand: stats.count > 0 ? cpuMilliseconds / Double(stats.count) * 1000 : 0)
             phases.append(result)
             log("\(instances) instance(s), \(rate > 0 ? "\(rate)/s offered" : "unpaced"): \(published) payments, \(stats.count) confirmed, "
                 + "\(Int(result.confirmedPerSecond))/s, p50 \(result.latency.p50) ms, p99 \(result.latency.p99) ms, p99.9 \(result.latency.p999) ms, "
-                + "RSS \(result.residentStartKiB / 1024)→\(result.residentEndKiB / 1024) MiB")
+                + "RSS \(result.residentStartKiB / 1024)→\(result.residentWarmKiB / 1024)→\(result.residentEndKiB / 1024) MiB (start, warm, end)")
         }
         // Stop (drain: the outbox is published before exit), then check the books.
         cluster.stop(children)

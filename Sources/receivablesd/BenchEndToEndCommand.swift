@@ -43,7 +43,7 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
         print("  broker   publish+confirm → consume → ack   \(Int(base.brokerPerSecond))/s   p50 \(base.brokerLatency.p50) ms  p99 \(base.brokerLatency.p99) ms")
         print("  database one INSERT per message, \(base.databaseBatch)/commit   \(Int(base.databasePerSecond))/s")
         print("")
-        print("instances  offered/s  confirmed/s  ×lower baseline  ×broker  p50 ms  p99 ms  p99.9 ms  max ms  RSS MiB start→end (max)  CPU ms/1k")
+        print("instances  offered/s  confirmed/s  ×lower baseline  ×broker  p50 ms  p99 ms  p99.9 ms  max ms  RSS MiB start→warm→end (max)  CPU ms/1k")
         var oneInstance: [Int: Double] = [:]
         var failed = false
         for run in report.runs {
@@ -55,7 +55,7 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
                     Self.ratio(phase.confirmedPerSecond, base.lower).leftPadded(15), Self.ratio(phase.confirmedPerSecond, base.brokerPerSecond).leftPadded(7),
                     String(phase.latency.p50).leftPadded(6), String(phase.latency.p99).leftPadded(6), String(phase.latency.p999).leftPadded(8),
                     String(phase.latency.maximum).leftPadded(6),
-                    "\(phase.residentStartKiB / 1024)→\(phase.residentEndKiB / 1024) (\(phase.residentMaxKiB / 1024))".leftPadded(24),
+                    "\(phase.residentStartKiB / 1024)→\(phase.residentWarmKiB / 1024)→\(phase.residentEndKiB / 1024) (\(phase.residentMaxKiB / 1024))".leftPadded(29),
                     String(Int(phase.cpuMillisecondsPerThousand)).leftPadded(9),
                 ]
                 print(cells.joined(separator: "  "))
@@ -101,7 +101,8 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
                 "{\"offered_per_second\":\(p.offeredPerSecond),\"seconds\":\(p.seconds),\"published\":\(p.published),\"confirmed\":\(p.confirmed),"
                     + "\"other_messages\":\(p.otherMessages),\"confirmed_per_second\":\(Int(p.confirmedPerSecond)),\"latency\":\(latency(p.latency)),"
                     + "\"ratio_to_lower_baseline\":\(ratio(p.confirmedPerSecond, base.lower)),\"ratio_to_broker\":\(ratio(p.confirmedPerSecond, base.brokerPerSecond)),"
-                    + "\"resident_kib\":{\"start\":\(p.residentStartKiB),\"end\":\(p.residentEndKiB),\"max\":\(p.residentMaxKiB)},"
+                    + "\"resident_kib\":{\"start\":\(p.residentStartKiB),\"warm\":\(p.residentWarmKiB),\"end\":\(p.residentEndKiB),\"max\":\(p.residentMaxKiB),"
+                    + "\"samples\":[\(p.residentSamplesKiB.map(String.init).joined(separator: ","))]},"
                     + "\"cpu_ms_per_thousand\":\(Int(p.cpuMillisecondsPerThousand))}"
             }.joined(separator: ",")
             let violations = run.verifyViolations.map(jsonString)

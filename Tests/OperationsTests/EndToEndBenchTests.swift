@@ -28,7 +28,9 @@ import TestSupport
                 #expect(published > 0 && phase["confirmed"] as? Int == published, "\(phase)")
                 #expect(latency?["samples"] as? Int == published)
                 #expect((phase["other_messages"] as? Int ?? 0) > 0, "the mixed stream carries invoices and customer updates too")
-                #expect(((phase["resident_kib"] as? [String: Any])?["end"] as? Int ?? 0) > 0)
+                let resident = phase["resident_kib"] as? [String: Any]
+                #expect((resident?["end"] as? Int ?? 0) > 0 && (resident?["warm"] as? Int ?? 0) > 0)
+                #expect((resident?["samples"] as? [Int])?.isEmpty == false, "resident memory is sampled through the phase")
             }
         }
     }
