@@ -257,14 +257,10 @@ public struct EndToEndBenchmark {
 
         let batch = configuration.batchSize
         log("database baseline: \(sample.count) single-row INSERTs of the same bodies, \(batch) per transaction")
-        let databaseName = "receivablesd_\(tag)"
-        let root = try PostgresConnection(configuration.database)
-        // CREATE DATABASE takes no parameters; the name is built from digits and letters only.
-        try root.simpleQuery("CREATE DATABASE \(databaseName)")
-        defer { _ = try? root.simpleQuery("DROP DATABASE IF EXISTS \(databaseName) WITH (FORCE)") }  // best effort cleanup
-        var settings = configuration.database
-        settings.database = databaseName
-        let db = try PostgresConnection(settings)
+        let scratch = BenchCluster(configuration: configuration, executable: executable, consumersPerInstance: 0, tag: tag)
+        try scratch.createDatabase()
+        defer { scratch.dropDatabase() }
+        let db = try PostgresConnection(scratch.database)
         try db.simpleQuery("CREATE TABLE baseline_payments (seq bigserial PRIMARY KEY, body bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
         let databaseStarted = Monotonic.nanoseconds()
         var written = 0

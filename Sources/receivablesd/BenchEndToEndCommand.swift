@@ -1,3 +1,4 @@
+import ARContract
 import ArgumentParser
 import Daemon
 #if canImport(Glibc)
@@ -79,39 +80,40 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
         base > 0 ? String(Double(Int((value / base * 100).rounded())) / 100) : "-"
     }
 
-    /// A JSON string literal (verify's details are plain text from our own checks).
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where scalar.value < 0x20: out += "\\u00" + String(String(scalar.value, radix: 16).leftPadded(2)).replacing(" ", with: "0")
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-
     static func json(_ report: EndToEndBenchmark.Report, seed: UInt64, seconds: Int, mixed: Bool, consumers: Int) -> String {
-        func latency(_ l: LatencySummary) -> String { "{\"samples\":\(l.samples),\"p50_ms\":\(l.p50),\"p99_ms\":\(l.p99),\"p999_ms\":\(l.p999),\"max_ms\":\(l.maximum)}" }
+        func number(_ value: some Numeric & LosslessStringConvertible) -> JSONValue { .number(String(value)) }
+        func ratioValue(_ value: Double, _ base: Double) -> JSONValue { base > 0 ? .number(ratio(value, base)) : .null }
+        func object(_ fields: [(String, JSONValue)]) -> JSONValue { .object(JSONObject(fields)) }
+        func latency(_ l: LatencySummary) -> JSONValue {
+            object([("samples", number(l.samples)), ("p50_ms", number(l.p50)), ("p99_ms", number(l.p99)), ("p999_ms", number(l.p999)),
+                    ("max_ms", number(l.maximum))])
+        }
         let base = report.baselines
-        let runs = report.runs.map { run in
-            let phases = run.phases.map { p in
-                "{\"offered_per_second\":\(p.offeredPerSecond),\"seconds\":\(p.seconds),\"published\":\(p.published),\"confirmed\":\(p.confirmed),"
-                    + "\"other_messages\":\(p.otherMessages),\"confirmed_per_second\":\(Int(p.confirmedPerSecond)),\"latency\":\(latency(p.latency)),"
-                    + "\"ratio_to_lower_baseline\":\(ratio(p.confirmedPerSecond, base.lower)),\"ratio_to_broker\":\(ratio(p.confirmedPerSecond, base.brokerPerSecond)),"
-                    + "\"resident_kib\":{\"start\":\(p.residentStartKiB),\"warm\":\(p.residentWarmKiB),\"end\":\(p.residentEndKiB),\"max\":\(p.residentMaxKiB),"
-                    + "\"samples\":[\(p.residentSamplesKiB.map(String.init).joined(separator: ","))]},"
-                    + "\"cpu_ms_per_thousand\":\(Int(p.cpuMillisecondsPerThousand))}"
-            }.joined(separator: ",")
-            let violations = run.verifyViolations.map(jsonString)
-            return "{\"instances\":\(run.instances),\"phases\":[\(phases)],\"verify_violations\":[\(violations.joined(separator: ","))],\"dead_letters\":\(run.deadLetters)}"
-        }.joined(separator: ",")
-        return "{\"seed\":\(seed),\"seconds_per_phase\":\(seconds),\"mixed\":\(mixed),\"consumers_per_instance\":\(consumers),"
-            + "\"baselines\":{\"messages\":\(base.messages),\"body_bytes\":\(base.bodyBytes),\"broker_per_second\":\(Int(base.brokerPerSecond)),"
-            + "\"broker_latency\":\(latency(base.brokerLatency)),\"database_per_second\":\(Int(base.databasePerSecond)),\"database_batch\":\(base.databaseBatch)},"
-            + "\"runs\":[\(runs)]}\n"
+        let runs: [JSONValue] = report.runs.map { run in
+            let phases: [JSONValue] = run.phases.map { p in
+                object([
+                    ("offered_per_second", number(p.offeredPerSecond)), ("seconds", number(p.seconds)), ("published", number(p.published)),
+                    ("confirmed", number(p.confirmed)), ("other_messages", number(p.otherMessages)),
+                    ("confirmed_per_second", number(Int(p.confirmedPerSecond))), ("latency", latency(p.latency)),
+                    ("ratio_to_lower_baseline", ratioValue(p.confirmedPerSecond, base.lower)),
+                    ("ratio_to_broker", ratioValue(p.confirmedPerSecond, base.brokerPerSecond)),
+                    ("resident_kib", object([("start", number(p.residentStartKiB)), ("warm", number(p.residentWarmKiB)),
+                                             ("end", number(p.residentEndKiB)), ("max", number(p.residentMaxKiB)),
+                                             ("samples", .array(p.residentSamplesKiB.map { number($0) }))])),
+                    ("cpu_ms_per_thousand", number(Int(p.cpuMillisecondsPerThousand))),
+                ])
+            }
+            return object([("instances", number(run.instances)), ("phases", .array(phases)),
+                           ("verify_violations", .array(run.verifyViolations.map(JSONValue.string))), ("dead_letters", number(run.deadLetters))])
+        }
+        let document = object([
+            ("seed", number(seed)), ("seconds_per_phase", number(seconds)), ("mixed", .bool(mixed)), ("consumers_per_instance", number(consumers)),
+            ("baselines", object([("messages", number(base.messages)), ("body_bytes", number(base.bodyBytes)),
+                                  ("broker_per_second", number(Int(base.brokerPerSecond))), ("broker_latency", latency(base.brokerLatency)),
+                                  ("database_per_second", number(Int(base.databasePerSecond))), ("database_batch", number(base.databaseBatch))])),
+            ("runs", .array(runs)),
+        ])
+        return JSONSerializer.serializeToString(document) + "\n"
     }
 }
 
