@@ -38,6 +38,41 @@ import Testing
         #expect(IBAN.isValid("GB82WEST12345698765432"))
         #expect(!IBAN.isValid("DE88370400440532013000"))
         #expect(!IBAN.isValid("DE89"))
+        // MOD 97 passes, but no country has IBANs of that shape: RE is not an IBAN country, and
+        // a German IBAN has 22 characters, not 23.
+        #expect(!IBAN.isValid("RE24167900270DANKE"))
+        #expect(!IBAN.isValid("DE893704004405320130001".withCheckDigitsFixed))
+        #expect(IBAN.isValid("FR1420041010050500013M02606"))
+        #expect(IBAN.isValid("NO9386011117947"))
+    }
+
+    /// Found by the bank-volume black-box test: the invoice number "RE24167900270" joined with the
+    /// next word passed the MOD 97 check by chance (1 text in 97), was taken for an IBAN, and the
+    /// credit went to `no_match` instead of paying the invoice.
+    @Test func anInvoiceNumberThatLooksLikeAnIBANWithTheNextWordStaysAMention() {
+        let result = scan("RE24167900270 danke")
+        #expect(result.ibans.isEmpty)
+        #expect(result.mentions.contains { $0.strict == "RE24167900270" })
+    }
+
+    /// Over many invoice numbers with two letters and digits, followed by a word: the number is a
+    /// mention unless the joined text is a real IBAN shape (registered country and its length).
+    @Test func invoiceNumbersFollowedByAWordAreMentions() {
+        var generator = SystemRandomNumberGenerator()
+        let letters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        let words = ["danke", "merci", "thanks", "grazie", "ok", "Zahlung", "payment"]
+        for _ in 0..<3000 {
+            let prefix = String([letters.randomElement(using: &generator)!, letters.randomElement(using: &generator)!])
+            let digits = (0..<Int.random(in: 6...14, using: &generator)).map { _ in String(Int.random(in: 0...9, using: &generator)) }.joined()
+            let number = prefix + digits
+            let word = words.randomElement(using: &generator)!
+            let joined = number + word.uppercased()
+            let shapedLikeAnIBAN = IBAN.lengths[prefix] == joined.count
+            let result = scan("\(number) \(word)")
+            if !shapedLikeAnIBAN {
+                #expect(result.mentions.contains { $0.strict == number }, "\(number) \(word)")
+            }
+        }
     }
 
     func scan(_ remittance: String?, structured: String? = nil, endToEnd: String? = nil, currency: Currency = eur) -> RemittanceScan {
@@ -138,5 +173,17 @@ import Testing
         #expect(BasisPoints(percent: "-1") == nil)
         #expect(BasisPoints(percent: "x") == nil)
         #expect(BasisPoints(150).description == "1.50 %")
+    }
+}
+
+extension String {
+    /// The same text with its check digits (characters 3 and 4) set so MOD 97 passes.
+    var withCheckDigitsFixed: String {
+        let scalars = Array(unicodeScalars)
+        let body = String(String.UnicodeScalarView(scalars[4...] + scalars[0..<2])) + "00"
+        let remainder = Mod97.remainder(body.unicodeScalars)!
+        let check = 98 - remainder
+        let digits = check < 10 ? "0\(check)" : "\(check)"
+        return String(String.UnicodeScalarView(scalars[0..<2])) + digits + String(String.UnicodeScalarView(scalars[4...]))
     }
 }

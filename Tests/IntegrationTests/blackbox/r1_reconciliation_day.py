@@ -33,7 +33,7 @@ OURS_EUR = bankfiles.iban("DE", f"37040044{base:010d}")
 OURS_USD = f"77{base}01"
 THIRD_BANK = bankfiles.iban("NL", f"ABNA{base:010d}")
 IBAN_A = bankfiles.iban("DE", f"50010517{base:010d}")
-IBAN_B = bankfiles.iban("FR", f"3000600001{base:011d}")
+IBAN_B = bankfiles.iban("FR", f"3000600001{base:011d}47")
 IBAN_E = bankfiles.iban("ES", f"21000418{base:012d}")
 A, B, C, D, E = (f"{p}-{x}" for x in "ABCDE")
 

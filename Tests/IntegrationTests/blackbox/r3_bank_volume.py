@@ -34,7 +34,7 @@ def new_invoice(cid, minor, reference=False):
 
 for c in range(120):
     cid = f"{p}-C{c}"
-    customers[cid] = bankfiles.iban("FR", f"30006{base:06d}{c:010d}") if c % 2 == 0 else None
+    customers[cid] = bankfiles.iban("FR", f"30006{base:07d}{c:011d}") if c % 2 == 0 else None
     for _ in range(rng.randint(2, 4)):
         new_invoice(cid, rng.randint(50, 900) * 100 + rng.choice([0, 0, 50, 99]), reference=rng.random() < 0.5)
 
