@@ -220,6 +220,8 @@ synchronous_commit = $sync
 full_page_writes = $fpw
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = -1
+# statement statistics for the benchmarks and for finding slow statements (SELECT * FROM pg_stat_statements)
+shared_preload_libraries = 'pg_stat_statements'
 EOF
     pg_write_tls_conf
     # password authentication for every role except the postgres superuser (trust, loopback only)

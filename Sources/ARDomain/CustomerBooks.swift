@@ -125,6 +125,16 @@ public struct CustomerBooks: Sendable {
 
     public func credit(in currency: Currency) -> Money { credit[currency] ?? .zero(currency) }
 
+    /// What the loaded invoices in `currency` that are open or partially paid still owe: the
+    /// customer's balance in it when the books were loaded with every open invoice in it.
+    public func openBalance(in currency: Currency) -> Money {
+        var minor: Int64 = 0
+        for invoice in invoices.values where invoice.currency == currency && invoice.status.isOpen {
+            minor += invoice.balance.minorUnits
+        }
+        return Money(minorUnits: minor, currency: currency)
+    }
+
     /// Invoices whose status differs from when the books were loaded, new ones included: the net
     /// transition of this decision per invoice, numbered by the invoice's transition sequence.
     public var statusChanges: [InvoiceStatusChange] {

@@ -14,6 +14,10 @@ final class HandlerContext {
     /// True when the message is being applied from the held table (its inbox key exists).
     let released: Bool
     let events: EventFactory
+    /// The inbox claim left to the handler, which sends it with its first reads (one round trip
+    /// less); the handler sets `claimRefused` when the inbox already had the message.
+    private(set) var deferredClaim: InboxClaim?
+    var claimRefused = false
 
     init(message: InboundMessage, delivery: Received, store: Store, pipeline: MessagePipeline, released: Bool = false) {
         self.message = message
@@ -28,6 +32,14 @@ final class HandlerContext {
 
     var envelope: CloudEventEnvelope { message.envelope }
     var cause: [String] { [envelope.source, envelope.id] }
+
+    func deferClaim(_ claim: InboxClaim) { deferredClaim = claim }
+
+    /// The deferred claim, once: the handler that takes it must send it before anything else.
+    func takeClaim() -> InboxClaim? {
+        defer { deferredClaim = nil }
+        return deferredClaim
+    }
 }
 
 /// The effects of each inbound type (SPEC section 2). Each handler: lock what it changes
@@ -43,8 +55,13 @@ enum CommandHandlers {
         if case .statementRequested(let request) = context.message.command { return try RequestHandlers.statement(request, context) }
         if case .paymentHistoryRequested(let request) = context.message.command { return try RequestHandlers.paymentHistory(request, context) }
         if !context.released {
-            guard try context.store.claimInbox(source: envelope.source, eventID: envelope.id, type: envelope.type, outcome: "applied") else {
-                return .duplicate
+            let claim = InboxClaim(source: envelope.source, eventID: envelope.id, type: envelope.type, outcome: "applied")
+            if case .paymentSucceeded = context.message.command {
+                context.deferClaim(claim)  // the hottest message: claimed with its first reads
+            } else {
+                guard try context.store.claimInbox(source: claim.source, eventID: claim.eventID, type: claim.type, outcome: claim.outcome) else {
+                    return .duplicate
+                }
             }
         }
         let disposition: Disposition
@@ -53,6 +70,9 @@ enum CommandHandlers {
         } catch let rejection as BooksRejection {
             throw Rejection(code: RejectionCode(rawValue: rejection.code), detail: rejection.detail)
         }
+        // A deferred claim the handler did not take would leave the message unrecorded.
+        precondition(context.deferredClaim == nil, "\(envelope.type): the handler did not send the inbox claim")
+        if context.claimRefused { return .duplicate }
         switch disposition {
         case .held:
             try context.store.setInboxOutcome(source: envelope.source, eventID: envelope.id, outcome: "held")

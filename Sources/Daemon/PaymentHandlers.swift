@@ -7,34 +7,36 @@ import Store
 enum PaymentHandlers {
     static func succeeded(_ command: PaymentSucceeded, _ context: HandlerContext) throws -> Disposition {
         let store = context.store
-        guard try store.lockCustomer(command.customerID) else {
+        // Claim, locks (customer, payment, named invoices in key order) and every read the
+        // decision needs, in one round trip.
+        let intake = try store.paymentIntake(claim: context.takeClaim(), customerID: command.customerID, paymentID: command.paymentID,
+                                             namedInvoiceIDs: command.allocations.map(\.invoiceID), openInvoicesIn: command.amount.currency)
+        guard intake.claimed else {
+            context.claimRefused = true
+            return .duplicate
+        }
+        guard intake.customerExists else {
             return try CommandHandlers.hold(context, waitingKind: "customer", waitingID: command.customerID)
         }
         let fingerprint = Fingerprint.of(command)
-        try store.lockKey("payment", command.paymentID)
-        if let existing = try store.payment(command.paymentID) {
+        if let existing = intake.existing {
             guard existing.fingerprint == fingerprint else {
                 throw Rejection(code: .conflictingDuplicate, detail: "payment \(command.paymentID) was already received with different content")
             }
             return .duplicate
         }
-        var known: [String] = []
         var unknown: Set<String> = []
-        // Locked in a fixed order so a named invoice cannot be issued between look-up and commit.
-        for invoiceID in Set(command.allocations.map(\.invoiceID)).sorted() { try store.lockKey("invoice", invoiceID) }
-        // All named invoices in one round trip, then checked in the allocations' order.
-        let named = try store.invoices(command.allocations.map(\.invoiceID))
-        for (allocation, found) in zip(command.allocations, named) {
+        // Checked in the allocations' order; the books hold exactly the named invoices that are the customer's.
+        for (allocation, found) in zip(command.allocations, intake.namedInvoices) {
             if let invoice = found {
                 guard invoice.invoice.customerID == command.customerID else {
                     throw Rejection(code: .foreignReference, detail: "payment \(command.paymentID) allocates to invoice \(allocation.invoiceID), which belongs to another customer")
                 }
-                known.append(allocation.invoiceID)
             } else {
                 unknown.insert(allocation.invoiceID)
             }
         }
-        var books = try store.loadBooks(customerID: command.customerID, invoiceIDs: known, openInvoicesIn: command.amount.currency)
+        var books = intake.books
         let origin = MoneyOrigin(.payment, command.paymentID)
         let result = try books.receive(origin, amount: command.amount, cashAccount: .cash(command.method.clearingAccountKey),
                                        explicit: command.allocations.map { RequestedAllocation(invoiceID: $0.invoiceID, amount: $0.amount) },
@@ -46,9 +48,9 @@ enum PaymentHandlers {
         try DunningHandlers.paymentSucceeded(paymentID: command.paymentID, context)
         let posted = try store.saveBooks(books, cause: context.cause)
         context.events.booksChanged(books, posted: posted)
-        let balance = try store.customerBalance(customerID: command.customerID, currency: command.amount.currency.code)
+        // The books hold every open invoice of the customer in this currency, under the customer's lock.
         confirmed(paymentID: command.paymentID, customerID: command.customerID, amount: command.amount, method: command.method.rawValue,
-                  result: result, customerBalance: Money(minorUnits: balance, currency: command.amount.currency),
+                  result: result, customerBalance: books.openBalance(in: command.amount.currency),
                   credit: books.credit(in: command.amount.currency), context)
         try CommandHandlers.releaseHeld(waitingKind: "payment", waitingID: command.paymentID, context)
         return .applied

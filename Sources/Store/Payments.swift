@@ -10,14 +10,63 @@ public struct PaymentRecord: Sendable, Equatable {
     public let fingerprint: String
 }
 
+/// What `Store.paymentIntake` read.
+public struct PaymentIntake {
+    /// False when the inbox already had the message (a re-delivery): nothing else applies.
+    public let claimed: Bool
+    public let customerExists: Bool
+    /// A payment already stored under the id.
+    public let existing: PaymentRecord?
+    /// Each named invoice (nil when unknown), in the order named, whoever's it is.
+    public let namedInvoices: [(invoice: Invoice, document: InvoiceDocument)?]
+    /// The named invoices that are the customer's, every open invoice in the payment's currency,
+    /// the credit lots and the standing applications on those invoices.
+    public let books: CustomerBooks
+}
+
 extension Store {
     public func payment(_ paymentID: String) throws(PostgresError) -> PaymentRecord? {
-        guard let row = try db.query("SELECT payment_id, customer_id, currency, amount_minor, method, fingerprint FROM payments WHERE payment_id = $1",
-                                     [.text(paymentID)]).first else { return nil }
+        try db.query(Store.paymentByID, [.text(paymentID)]).first.map(Store.paymentRecord(from:))
+    }
+
+    static let paymentByID = "SELECT payment_id, customer_id, currency, amount_minor, method, fingerprint FROM payments WHERE payment_id = $1"
+
+    static func paymentRecord(from row: PostgresRow) -> PaymentRecord {
         guard let currency = Currency(code: row.requiredString("currency")) else { preconditionFailure("payment currency unreadable") }
         return PaymentRecord(paymentID: row.requiredString("payment_id"), customerID: row.requiredString("customer_id"),
                              amount: Money(minorUnits: row.requiredInt64("amount_minor"), currency: currency),
                              method: row.requiredString("method"), fingerprint: row.requiredString("fingerprint"))
+    }
+
+    /// What `payment.succeeded` reads before it decides, in one round trip: the inbox claim (when
+    /// asked), the customer's lock and row, the payment's lock and any payment already stored
+    /// under its id, the named invoices' locks (in key order) and rows, and the customer's books
+    /// (the named invoices that are the customer's and every open invoice in `currency`).
+    ///
+    /// The statements run one after the other in the order the handler took them one by one
+    /// before (claim, customer, payment, invoices, books), so every read happens under the locks
+    /// taken before it. When the claim is refused or the customer is missing, the later reads
+    /// were wasted but changed nothing: they are reads and transaction-scoped locks.
+    public func paymentIntake(claim: InboxClaim?, customerID: String, paymentID: String, namedInvoiceIDs: [String],
+                              openInvoicesIn currency: Currency) throws(PostgresError) -> PaymentIntake {
+        var statements: [(sql: String, parameters: [PostgresValue])] = []
+        if let claim { statements.append(Store.inboxClaimStatement(claim)) }
+        let customerAt = statements.count + 1
+        statements += [Store.lockKeyStatement("customer", customerID), (Store.customerForUpdate, [.text(customerID)])]
+        let paymentAt = statements.count + 1
+        statements += [Store.lockKeyStatement("payment", paymentID), (Store.paymentByID, [.text(paymentID)])]
+        for invoiceID in Set(namedInvoiceIDs).sorted() { statements.append(Store.lockKeyStatement("invoice", invoiceID)) }
+        let namedAt = statements.count
+        statements += namedInvoiceIDs.map { (Store.invoiceByID, [.text($0)]) }
+        let booksAt = statements.count
+        let reads = BooksReads(customerID: customerID, invoiceIDs: namedInvoiceIDs, openInvoicesIn: currency, applications: [])
+        statements += reads.statements
+        let results = try db.queries(statements)
+        return PaymentIntake(claimed: claim == nil || !results[0].isEmpty,
+                             customerExists: !results[customerAt].isEmpty,
+                             existing: results[paymentAt].first.map(Store.paymentRecord(from:)),
+                             namedInvoices: results[namedAt..<booksAt].map { $0.first.map(Store.invoiceWithDocument(from:)) },
+                             books: reads.books(results[booksAt...]))
     }
 
     public func insertPayment(id: String, customerID: String, amount: Money, method: String, receivedAt: Instant,

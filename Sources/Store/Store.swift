@@ -65,6 +65,21 @@ public struct InvoiceDocument: Sendable, Equatable {
 }
 
 /// A message waiting for something not yet known (SPEC section 7).
+/// An inbox claim: the message's key, taken once (`Store.claimInbox`).
+public struct InboxClaim: Sendable, Equatable {
+    public let source: String
+    public let eventID: String
+    public let type: String
+    public let outcome: String
+
+    public init(source: String, eventID: String, type: String, outcome: String) {
+        self.source = source
+        self.eventID = eventID
+        self.type = type
+        self.outcome = outcome
+    }
+}
+
 public struct HeldMessage: Sendable {
     public let heldID: Int64
     public let source: String
@@ -94,13 +109,18 @@ public final class Store {
     /// A key whose message was rejected (e.g. expired while held) may be claimed again: a
     /// replay after the cause was fixed must apply.
     public func claimInbox(source: String, eventID: String, type: String, outcome: String) throws(PostgresError) -> Bool {
-        let rows = try db.query("""
+        let statement = Store.inboxClaimStatement(InboxClaim(source: source, eventID: eventID, type: type, outcome: outcome))
+        return !(try db.query(statement.sql, statement.parameters)).isEmpty
+    }
+
+    /// The claim as a statement, for a handler that sends it with its first reads (one row when claimed).
+    static func inboxClaimStatement(_ claim: InboxClaim) -> (sql: String, parameters: [PostgresValue]) {
+        ("""
             INSERT INTO inbox (source, event_id, type, outcome) VALUES ($1, $2, $3, $4)
             ON CONFLICT (source, event_id) DO UPDATE SET outcome = EXCLUDED.outcome, received_at = now()
                 WHERE inbox.outcome = 'rejected'
             RETURNING 1 AS inserted
-            """, [.text(source), .text(eventID), .text(type), .text(outcome)])
-        return !rows.isEmpty
+            """, [.text(claim.source), .text(claim.eventID), .text(claim.type), .text(claim.outcome)])
     }
 
     public func setInboxOutcome(source: String, eventID: String, outcome: String) throws(PostgresError) {
@@ -216,8 +236,10 @@ public final class Store {
         // The advisory lock covers a customer that does not exist yet: "hold, waiting for this
         // customer" and "customer created, release what waits" never interleave (see lockKey).
         try lockKey("customer", customerID)
-        return !(try db.query("SELECT 1 AS found FROM customers WHERE customer_id = $1 FOR UPDATE", [.text(customerID)])).isEmpty
+        return !(try db.query(Store.customerForUpdate, [.text(customerID)])).isEmpty
     }
+
+    static let customerForUpdate = "SELECT 1 AS found FROM customers WHERE customer_id = $1 FOR UPDATE"
 
     /// A transaction-scoped lock on a business key (`customer`/`invoice`/`payment` + id), taken
     /// before checking whether the thing exists. A message found missing is held while the key
@@ -225,7 +247,12 @@ public final class Store {
     /// lock, so a message can never be held just after its release ran (lost until expiry).
     /// Sent without waiting in a transaction: it is granted before any later statement runs.
     public func lockKey(_ kind: String, _ id: String) throws(PostgresError) {
-        try db.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.text(kind + ":" + id)])
+        let statement = Store.lockKeyStatement(kind, id)
+        try db.execute(statement.sql, statement.parameters)
+    }
+
+    static func lockKeyStatement(_ kind: String, _ id: String) -> (sql: String, parameters: [PostgresValue]) {
+        ("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.text(kind + ":" + id)])
     }
 
     public func customerExists(_ customerID: String) throws(PostgresError) -> Bool {

@@ -30,6 +30,22 @@ import Testing
         ])
     }
 
+    /// The balance `payment.confirmed` reports: what the open invoices in the currency still owe,
+    /// after the payment, in that currency only (paid, voided and other currencies' invoices left out).
+    @Test func openBalanceIsWhatOpenInvoicesInTheCurrencyStillOwe() throws {
+        var books = Self.fresh()
+        books.issue(invoice("A", usd("100.00"), due: "2026-01-31"))
+        books.issue(invoice("B", usd("80.00"), due: "2026-02-28"))
+        books.issue(invoice("V", usd("40.00"), due: "2026-03-31"))
+        books.issue(invoice("E", Money.of("70.00", eur), due: "2026-01-31"))
+        #expect(books.openBalance(in: usd) == usd("220.00"))
+        try books.void(invoiceID: "V")
+        try books.pay("P1", usd("130.00"))  // A paid, B partly
+        #expect(books.openBalance(in: usd) == usd("50.00"))
+        #expect(books.openBalance(in: eur) == Money.of("70.00", eur))
+        #expect(books.openBalance(in: jpy("1").currency) == jpy("0"))
+    }
+
     @Test func creditIsAppliedToNewInvoicesOnlyOldestLotFirst() throws {
         var books = Self.fresh()
         books.issue(invoice("OLD", usd("100.00")))
