@@ -56,9 +56,10 @@ enum CommandHandlers {
         if case .paymentHistoryRequested(let request) = context.message.command { return try RequestHandlers.paymentHistory(request, context) }
         if !context.released {
             let claim = InboxClaim(source: envelope.source, eventID: envelope.id, type: envelope.type, outcome: "applied")
-            if case .paymentSucceeded = context.message.command {
-                context.deferClaim(claim)  // the hottest message: claimed with its first reads
-            } else {
+            switch context.message.command {
+            case .paymentSucceeded, .invoiceIssued:
+                context.deferClaim(claim)  // the hottest messages: claimed with their first reads
+            default:
                 guard try context.store.claimInbox(source: claim.source, eventID: claim.eventID, type: claim.type, outcome: claim.outcome) else {
                     return .duplicate
                 }
@@ -142,14 +143,18 @@ enum CommandHandlers {
 
     private static func invoiceIssued(_ command: InvoiceIssued, _ context: HandlerContext) throws -> Disposition {
         let store = context.store
-        guard try store.lockCustomer(command.customerID) else {
+        // Claim, customer and invoice locks, the stored invoice and the books: one round trip.
+        let intake = try store.invoiceIntake(claim: context.takeClaim(), invoiceID: command.invoiceID, customerID: command.customerID)
+        guard intake.claimed else {
+            context.claimRefused = true
+            return .duplicate
+        }
+        guard intake.customerExists else {
             return try hold(context, waitingKind: "customer", waitingID: command.customerID)
         }
         let fingerprint = Fingerprint.of(command)
-        try store.lockKey("invoice", command.invoiceID)
-        // One round trip for both reads; the books are only used when the invoice is new.
-        let (existing, loaded) = try store.invoiceAndBooks(invoiceID: command.invoiceID, customerID: command.customerID)
-        if let existing {
+        let loaded = intake.books
+        if let existing = intake.existing {
             guard existing.document.fingerprint == fingerprint else {
                 throw Rejection(code: .conflictingDuplicate,
                                 detail: "invoice \(command.invoiceID) was already issued with different content; send invoice.adjusted to change it")

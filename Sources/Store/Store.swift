@@ -80,6 +80,15 @@ public struct InboxClaim: Sendable, Equatable {
     }
 }
 
+/// What `Store.invoiceIntake` read.
+public struct InvoiceIntake {
+    /// False when the inbox already had the message (a re-delivery): nothing else applies.
+    public let claimed: Bool
+    public let customerExists: Bool
+    public let existing: (invoice: Invoice, document: InvoiceDocument)?
+    public let books: CustomerBooks
+}
+
 public struct HeldMessage: Sendable {
     public let heldID: Int64
     public let source: String
@@ -335,14 +344,24 @@ public final class Store {
         return reads.books(try db.queries(reads.statements)[...])
     }
 
-    /// An invoice (nil when unknown) and the customer's books as `loadBooks(customerID:)` reads
-    /// them, in one round trip (`invoice.issued`: the books are only used when the invoice is new).
-    /// Lock the customer and the invoice first.
-    public func invoiceAndBooks(invoiceID: String, customerID: String) throws(PostgresError)
-        -> (existing: (invoice: Invoice, document: InvoiceDocument)?, books: CustomerBooks) {
+    /// What `invoice.issued` reads before it decides, in one round trip: the inbox claim (when
+    /// asked), the customer's lock and row, the invoice's lock, any invoice stored under its id,
+    /// and the customer's books as `loadBooks(customerID:)` reads them (used only when the
+    /// invoice is new). In the order the handler took them one by one before, so each read is
+    /// under the locks before it; when the claim is refused or the customer is missing, the
+    /// later statements were reads and transaction-scoped locks, nothing else.
+    public func invoiceIntake(claim: InboxClaim?, invoiceID: String, customerID: String) throws(PostgresError) -> InvoiceIntake {
+        var statements: [(sql: String, parameters: [PostgresValue])] = []
+        if let claim { statements.append(Store.inboxClaimStatement(claim)) }
+        let customerAt = statements.count + 1
+        statements += [Store.lockKeyStatement("customer", customerID), (Store.customerForUpdate, [.text(customerID)]),
+                       Store.lockKeyStatement("invoice", invoiceID), (Store.invoiceByID, [.text(invoiceID)])]
         let reads = BooksReads(customerID: customerID, invoiceIDs: [], openInvoicesIn: nil, applications: [])
-        let results = try db.queries([(Store.invoiceByID, [.text(invoiceID)])] + reads.statements)
-        return (results[0].first.map(Store.invoiceWithDocument(from:)), reads.books(results[1...]))
+        statements += reads.statements
+        let results = try db.queries(statements)
+        return InvoiceIntake(claimed: claim == nil || !results[0].isEmpty, customerExists: !results[customerAt].isEmpty,
+                             existing: results[customerAt + 2].first.map(Store.invoiceWithDocument(from:)),
+                             books: reads.books(results[(customerAt + 3)...]))
     }
 
     /// The statements that read a slice of a customer's books, and the books made of their rows.
