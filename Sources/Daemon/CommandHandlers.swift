@@ -169,7 +169,8 @@ enum CommandHandlers {
         ], cause: context.cause)
         try store.releaseForeignReservations(invoiceID: command.invoiceID, customerID: command.customerID)
         context.events.booksChanged(books, posted: posted)
-        try releaseHeld(waitingKind: "invoice", waitingID: command.invoiceID, context)
+        // Nothing can start waiting for this invoice before the commit: its lock is held.
+        if intake.awaited { try releaseHeld(waitingKind: "invoice", waitingID: command.invoiceID, context) }
         return .applied
     }
 

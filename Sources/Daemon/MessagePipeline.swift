@@ -138,7 +138,9 @@ struct MessagePipeline: Sendable {
         case .accepted(let message):
             let context = HandlerContext(message: message, delivery: Received(delivery), store: store, pipeline: self)
             do {
-                return try store.transaction { try CommandHandlers.handle(context) }
+                // Released unchecked: a database error shows at the next wait and fails the batch,
+                // which ConsumerWorker then applies one message at a time (`isolate`).
+                return try store.transaction(checkingAtRelease: false) { try CommandHandlers.handle(context) }
             } catch let rejection as Rejection {
                 try deadLetter(delivery.body, routingKey: delivery.routingKey, properties: delivery.properties, rejection: rejection,
                                source: message.envelope.source, eventID: message.envelope.id, type: message.envelope.type, store: store)

@@ -52,7 +52,8 @@ enum PaymentHandlers {
         confirmed(paymentID: command.paymentID, customerID: command.customerID, amount: command.amount, method: command.method.rawValue,
                   result: result, customerBalance: books.openBalance(in: command.amount.currency),
                   credit: books.credit(in: command.amount.currency), context)
-        try CommandHandlers.releaseHeld(waitingKind: "payment", waitingID: command.paymentID, context)
+        // Nothing can start waiting for this payment before the commit: its lock is held.
+        if intake.awaited { try CommandHandlers.releaseHeld(waitingKind: "payment", waitingID: command.paymentID, context) }
         return .applied
     }
 

@@ -238,6 +238,12 @@ public final class PostgresConnection {
     private var unread: [Unread] = []
     /// The command status (e.g. `COMMIT`, `ROLLBACK`) of the last statement of the last sync.
     private var lastCommandStatus = ""
+    /// Savepoints released without checking what they sent (`transaction(checkingAtRelease: false)`)
+    /// since the last sync: an error that sync reports may be theirs.
+    private var uncheckedSavepoints = 0
+    /// A sync failed while unchecked savepoints were outstanding: the error cannot be pinned on
+    /// one savepoint, so the whole transaction fails; it can no longer commit, whatever a caller catches.
+    private var transactionFailed = false
 
     public init(_ configuration: PostgresConfiguration) throws(PostgresError) {
         guard let connection = PQconnectdb(configuration.connectionString) else {
@@ -336,16 +342,31 @@ public final class PostgresConnection {
     /// A savepoint's statements are all executed and checked before the savepoint is released
     /// (one Sync at its end), so an error of a statement sent without waiting is thrown inside
     /// the savepoint that sent it; RELEASE itself is sent without waiting.
-    public func transaction<T>(_ body: () throws -> T) throws -> T {
+    ///
+    /// With `checkingAtRelease: false` a savepoint is released without that Sync: what it sent is
+    /// checked by the next statement that waits (one round trip less per savepoint). An error found
+    /// then cannot be pinned on one savepoint, so it fails the whole transaction: it is thrown
+    /// where it is found, no savepoint is rolled back to, and COMMIT is refused even if a caller
+    /// caught it. For callers that fail the whole transaction on any `PostgresError` anyway (a
+    /// batch of messages, isolated one by one afterwards).
+    public func transaction<T>(checkingAtRelease: Bool = true, _ body: () throws -> T) throws -> T {
         let savepoint = transactionDepth == 0 ? nil : "sp\(transactionDepth)"
+        if savepoint == nil {
+            uncheckedSavepoints = 0
+            transactionFailed = false
+        }
         try sendUnprepared(savepoint.map { "SAVEPOINT \($0)" } ?? "BEGIN")
         transactionDepth += 1
         let value: T
         do {
             value = try body()
             if savepoint != nil {
-                try flush()
+                if checkingAtRelease { try flush() } else { uncheckedSavepoints += 1 }
             } else {
+                if transactionFailed {
+                    throw PostgresError(sqlState: "25P02", message: "a statement of this transaction failed after its savepoint was released: not committed",
+                                        connectionLost: false)
+                }
                 let status = try commandStatus("COMMIT")
                 // COMMIT of a failed transaction answers ROLLBACK: never report that as committed.
                 guard status == "COMMIT" else {
@@ -360,9 +381,11 @@ public final class PostgresConnection {
             do { try flush() } catch let failure { earlier = failure }
             if isConnected {
                 // The rollback's own failure would hide the real error; the connection is
-                // discarded by the caller if it is broken.
+                // discarded by the caller if it is broken. After an unpinned error no savepoint
+                // is rolled back to (it could undo another savepoint's statements and let the
+                // transaction go on): only the outermost ROLLBACK.
                 if let savepoint {
-                    _ = try? simpleQuery("ROLLBACK TO SAVEPOINT \(savepoint); RELEASE SAVEPOINT \(savepoint)")
+                    if !transactionFailed { _ = try? simpleQuery("ROLLBACK TO SAVEPOINT \(savepoint); RELEASE SAVEPOINT \(savepoint)") }
                 } else {
                     _ = try? simpleQuery("ROLLBACK")
                 }
@@ -462,6 +485,8 @@ public final class PostgresConnection {
         unread.removeAll()
         guard PQexitPipelineMode(handle) == 1 else { throw abandonPipeline("cannot leave pipeline mode") }
         pipelining = false
+        if firstError != nil && uncheckedSavepoints > 0 { transactionFailed = true }
+        uncheckedSavepoints = 0
         if let firstError { throw firstError }
         return rows
     }

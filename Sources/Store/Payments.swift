@@ -17,6 +17,9 @@ public struct PaymentIntake {
     public let customerExists: Bool
     /// A payment already stored under the id.
     public let existing: PaymentRecord?
+    /// Messages are held waiting for this payment (read under its lock, which every message
+    /// holding for a payment takes first, so none can be added before the commit).
+    public let awaited: Bool
     /// Each named invoice (nil when unknown), in the order named, whoever's it is.
     public let namedInvoices: [(invoice: Invoice, document: InvoiceDocument)?]
     /// The named invoices that are the customer's, every open invoice in the payment's currency,
@@ -54,7 +57,8 @@ extension Store {
         let customerAt = statements.count + 1
         statements += [Store.lockKeyStatement("customer", customerID), (Store.customerForUpdate, [.text(customerID)])]
         let paymentAt = statements.count + 1
-        statements += [Store.lockKeyStatement("payment", paymentID), (Store.paymentByID, [.text(paymentID)])]
+        statements += [Store.lockKeyStatement("payment", paymentID), (Store.paymentByID, [.text(paymentID)]),
+                       Store.awaitedStatement("payment", paymentID)]
         for invoiceID in Set(namedInvoiceIDs).sorted() { statements.append(Store.lockKeyStatement("invoice", invoiceID)) }
         let namedAt = statements.count
         statements += namedInvoiceIDs.map { (Store.invoiceByID, [.text($0)]) }
@@ -65,6 +69,7 @@ extension Store {
         return PaymentIntake(claimed: claim == nil || !results[0].isEmpty,
                              customerExists: !results[customerAt].isEmpty,
                              existing: results[paymentAt].first.map(Store.paymentRecord(from:)),
+                             awaited: Store.awaited(results[paymentAt + 1]),
                              namedInvoices: results[namedAt..<booksAt].map { $0.first.map(Store.invoiceWithDocument(from:)) },
                              books: reads.books(results[booksAt...]))
     }

@@ -86,6 +86,8 @@ public struct InvoiceIntake {
     public let claimed: Bool
     public let customerExists: Bool
     public let existing: (invoice: Invoice, document: InvoiceDocument)?
+    /// Messages are held waiting for this invoice (read under its lock; see `PaymentIntake.awaited`).
+    public let awaited: Bool
     public let books: CustomerBooks
 }
 
@@ -110,7 +112,9 @@ public final class Store {
 
     public init(_ db: PostgresConnection) { self.db = db }
 
-    public func transaction<T>(_ body: () throws -> T) throws -> T { try db.transaction(body) }
+    public func transaction<T>(checkingAtRelease: Bool = true, _ body: () throws -> T) throws -> T {
+        try db.transaction(checkingAtRelease: checkingAtRelease, body)
+    }
 
     // MARK: inbox
 
@@ -355,14 +359,24 @@ public final class Store {
         if let claim { statements.append(Store.inboxClaimStatement(claim)) }
         let customerAt = statements.count + 1
         statements += [Store.lockKeyStatement("customer", customerID), (Store.customerForUpdate, [.text(customerID)]),
-                       Store.lockKeyStatement("invoice", invoiceID), (Store.invoiceByID, [.text(invoiceID)])]
+                       Store.lockKeyStatement("invoice", invoiceID), (Store.invoiceByID, [.text(invoiceID)]),
+                       Store.awaitedStatement("invoice", invoiceID)]
         let reads = BooksReads(customerID: customerID, invoiceIDs: [], openInvoicesIn: nil, applications: [])
         statements += reads.statements
         let results = try db.queries(statements)
         return InvoiceIntake(claimed: claim == nil || !results[0].isEmpty, customerExists: !results[customerAt].isEmpty,
                              existing: results[customerAt + 2].first.map(Store.invoiceWithDocument(from:)),
-                             books: reads.books(results[(customerAt + 3)...]))
+                             awaited: Store.awaited(results[customerAt + 3]),
+                             books: reads.books(results[(customerAt + 4)...]))
     }
+
+    /// Whether messages are held waiting for this key; meaningful under the key's lock (`lockKey`),
+    /// which every message that holds for it takes before holding.
+    static func awaitedStatement(_ kind: String, _ id: String) -> (sql: String, parameters: [PostgresValue]) {
+        ("SELECT EXISTS (SELECT 1 FROM held_messages WHERE waiting_kind = $1 AND waiting_id = $2) AS awaited", [.text(kind), .text(id)])
+    }
+
+    static func awaited(_ rows: PostgresRows) -> Bool { rows.first?.bool("awaited") == true }
 
     /// The statements that read a slice of a customer's books, and the books made of their rows.
     /// The invoices, the credit lots and the standing applications on those invoices (void and

@@ -71,6 +71,63 @@ import Glibc
         #expect(db.transactionDepth == 0)
     }
 
+    /// Savepoints released unchecked (`checkingAtRelease: false`, the message savepoints of a
+    /// batch): an error is found by the next statement that waits, possibly in a later savepoint.
+    /// It cannot be pinned there, so no savepoint is rolled back to and the whole transaction
+    /// fails: even a caller that catches the error cannot commit anything.
+    @Test func anUncheckedSavepointsErrorFailsTheWholeTransaction() throws {
+        let scratch = try PipelineFixtures.Scratch()
+        defer { scratch.close() }
+        let db = try scratch.connect()
+        try db.simpleQuery("CREATE TABLE rt_rows (id int PRIMARY KEY)")
+        var seen: [String] = []
+        var committed: String?
+        do {
+            try db.transaction {
+                try db.transaction(checkingAtRelease: false) { try db.execute("INSERT INTO rt_rows VALUES (1)") }
+                try db.transaction(checkingAtRelease: false) {
+                    try db.execute("INSERT INTO rt_rows VALUES (1)")  // unique violation, found later
+                }
+                seen.append("released unchecked")
+                do {
+                    try db.transaction(checkingAtRelease: false) {
+                        _ = try db.query("SELECT count(*) AS n FROM rt_rows")  // waits: finds the earlier error
+                        seen.append("not reached")
+                    }
+                } catch let error as PostgresError {
+                    seen.append(error.sqlState ?? "?")
+                }
+                // A careless caller goes on after catching it: its statements cannot commit.
+                try db.transaction(checkingAtRelease: false) { try db.execute("INSERT INTO rt_rows VALUES (7)") }
+            }
+            committed = "committed"
+        } catch let error as PostgresError {
+            committed = error.sqlState
+        }
+        #expect(seen == ["released unchecked", "23505"])
+        #expect(committed == "25P02", "COMMIT refused after an unpinned error")
+        #expect(try Self.int(db, "SELECT count(*) AS n FROM rt_rows") == 0, "nothing of the transaction commits")
+        #expect(db.transactionDepth == 0)
+        // The connection is usable, and unchecked savepoints without errors commit normally.
+        try db.transaction {
+            try db.transaction(checkingAtRelease: false) { try db.execute("INSERT INTO rt_rows VALUES (1)") }
+            try db.transaction(checkingAtRelease: false) { try db.execute("INSERT INTO rt_rows VALUES (2)") }
+        }
+        #expect(try Self.int(db, "SELECT count(*) AS n FROM rt_rows") == 2)
+        // An error in the last unchecked savepoint is found by COMMIT: nothing commits.
+        var last: String?
+        do {
+            try db.transaction {
+                try db.transaction(checkingAtRelease: false) { try db.execute("INSERT INTO rt_rows VALUES (3)") }
+                try db.transaction(checkingAtRelease: false) { try db.execute("INSERT INTO rt_rows VALUES (2)") }
+            }
+        } catch let error as PostgresError {
+            last = error.sqlState
+        }
+        #expect(last == "23505")
+        #expect(try Self.int(db, "SELECT count(*) AS n FROM rt_rows") == 2)
+    }
+
     /// An error at COMMIT's sync (a statement of the outermost level) fails the transaction: nothing commits.
     @Test func aDeferredErrorBeforeCommitRollsBackEverything() throws {
         let scratch = try PipelineFixtures.Scratch()
