@@ -57,7 +57,7 @@ enum CommandHandlers {
         if !context.released {
             let claim = InboxClaim(source: envelope.source, eventID: envelope.id, type: envelope.type, outcome: "applied")
             switch context.message.command {
-            case .paymentSucceeded, .invoiceIssued:
+            case .paymentSucceeded, .invoiceIssued, .customerUpserted:
                 context.deferClaim(claim)  // the hottest messages: claimed with their first reads
             default:
                 guard try context.store.claimInbox(source: claim.source, eventID: claim.eventID, type: claim.type, outcome: claim.outcome) else {
@@ -132,10 +132,17 @@ enum CommandHandlers {
     // MARK: customers
 
     private static func customerUpserted(_ command: CustomerUpserted, _ context: HandlerContext) throws -> Disposition {
+        // Claim, lock, "does anything wait for this customer" and the time zone: one round trip.
+        let intake = try context.store.customerIntake(claim: context.takeClaim(), customerID: command.customerID, timeZone: command.timeZone)
+        guard intake.claimed else {
+            context.claimRefused = true
+            return .duplicate
+        }
         try context.store.upsertCustomer(CustomerRecord(id: command.customerID, name: command.name, email: command.email, locale: command.locale,
                                                        timeZone: command.timeZone, dunningPolicy: command.dunningPolicy, bankAccounts: command.bankAccounts))
-        try DunningHandlers.checkTimeZone(command, context)
-        try releaseHeld(waitingKind: "customer", waitingID: command.customerID, context)
+        if command.timeZone != nil && intake.knownTimeZone == nil { DunningHandlers.warnUnknownTimeZone(command, context) }
+        // Nothing can start waiting for this customer before the commit: its lock is held.
+        if intake.awaited { try releaseHeld(waitingKind: "customer", waitingID: command.customerID, context) }
         return .applied
     }
 

@@ -149,8 +149,8 @@ enum DunningHandlers {
 
     /// A `time_zone` PostgreSQL does not know is kept as sent, never refused (it only describes
     /// when reminders go out): dunning uses UTC for the customer, and we say so once here.
-    static func checkTimeZone(_ command: CustomerUpserted, _ context: HandlerContext) throws {
-        guard let zone = command.timeZone, try context.store.knownTimeZone(zone) == nil else { return }
+    static func warnUnknownTimeZone(_ command: CustomerUpserted, _ context: HandlerContext) {
+        guard let zone = command.timeZone else { return }
         DaemonMetrics.unknownTimeZone()
         context.pipeline.logger.warning("unknown time zone: dunning uses UTC for this customer", metadata: [
             "customer": "\(command.customerID)", "time_zone": "\(zone)",

@@ -86,8 +86,10 @@ extension Store {
 
     /// The IANA spelling of `name` if PostgreSQL knows it (case-insensitive), else nil.
     public func knownTimeZone(_ name: String) throws(PostgresError) -> String? {
-        try db.query("SELECT name FROM time_zone_names WHERE lower_name = lower($1)", [.text(name)]).first?.string("name")
+        try db.query(Store.timeZoneByName, [.text(name)]).first?.string("name")
     }
+
+    static let timeZoneByName = "SELECT name FROM time_zone_names WHERE lower_name = lower($1)"
 
     /// The customer's date now (the database clock, shared by all instances) in its time zone.
     public func customerLocalDate(customerID: String) throws(PostgresError) -> BusinessDate {

@@ -245,6 +245,21 @@ public final class Store {
 
     /// Locks the customer row for the rest of the transaction: every change to one customer's
     /// books is serialised by this lock, across threads and daemon instances. False if unknown.
+    /// What `customer.upserted` reads before it writes, in one round trip: the inbox claim (when
+    /// asked), the customer's lock, whether messages wait for the customer (under that lock, which
+    /// every holder takes first) and the canonical name of `timeZone` (nil when unknown or not given).
+    public func customerIntake(claim: InboxClaim?, customerID: String, timeZone: String?) throws(PostgresError)
+        -> (claimed: Bool, awaited: Bool, knownTimeZone: String?) {
+        var statements: [(sql: String, parameters: [PostgresValue])] = []
+        if let claim { statements.append(Store.inboxClaimStatement(claim)) }
+        let awaitedAt = statements.count + 1
+        statements += [Store.lockKeyStatement("customer", customerID), Store.awaitedStatement("customer", customerID)]
+        if let timeZone { statements.append((Store.timeZoneByName, [.text(timeZone)])) }
+        let results = try db.queries(statements)
+        return (claim == nil || !results[0].isEmpty, Store.awaited(results[awaitedAt]),
+                timeZone == nil ? nil : results[awaitedAt + 1].first?.string("name"))
+    }
+
     public func lockCustomer(_ customerID: String) throws(PostgresError) -> Bool {
         // The advisory lock covers a customer that does not exist yet: "hold, waiting for this
         // customer" and "customer created, release what waits" never interleave (see lockKey).
