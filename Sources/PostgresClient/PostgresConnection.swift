@@ -212,10 +212,11 @@ public struct PostgresStatistics: Sendable, Equatable {
 /// Inside a transaction, statements whose results the caller does not need (`execute`, and
 /// BEGIN / SAVEPOINT / RELEASE) are sent in libpq pipeline mode without waiting; they run on
 /// the server in the order sent, and the next statement that needs a result (`query`), the
-/// end of every savepoint and COMMIT send a Sync and read them all. The first error among them
-/// is thrown there, so an error always surfaces inside the savepoint (the message) that sent
-/// the failing statement, before that savepoint is released; and nothing is committed unless
-/// every statement sent succeeded.
+/// end of a savepoint and COMMIT send a Sync and read them all. The first error among them is
+/// thrown there, so an error surfaces inside the savepoint (the message) that sent the failing
+/// statement, before that savepoint is released, unless the savepoint was released unchecked
+/// (`transaction(checkingAtRelease: false)`), in which case the error fails the whole
+/// transaction; either way nothing is committed unless every statement sent succeeded.
 public final class PostgresConnection {
     private let handle: OpaquePointer
     private var preparedNames: [String: String] = [:]

@@ -52,26 +52,31 @@ extension Store {
     /// were wasted but changed nothing: they are reads and transaction-scoped locks.
     public func paymentIntake(claim: InboxClaim?, customerID: String, paymentID: String, namedInvoiceIDs: [String],
                               openInvoicesIn currency: Currency) throws(PostgresError) -> PaymentIntake {
-        var statements: [(sql: String, parameters: [PostgresValue])] = []
-        if let claim { statements.append(Store.inboxClaimStatement(claim)) }
-        let customerAt = statements.count + 1
-        statements += [Store.lockKeyStatement("customer", customerID), (Store.customerForUpdate, [.text(customerID)])]
-        let paymentAt = statements.count + 1
-        statements += [Store.lockKeyStatement("payment", paymentID), (Store.paymentByID, [.text(paymentID)]),
-                       Store.awaitedStatement("payment", paymentID)]
-        for invoiceID in Set(namedInvoiceIDs).sorted() { statements.append(Store.lockKeyStatement("invoice", invoiceID)) }
-        let namedAt = statements.count
-        statements += namedInvoiceIDs.map { (Store.invoiceByID, [.text($0)]) }
-        let booksAt = statements.count
-        let reads = BooksReads(customerID: customerID, invoiceIDs: namedInvoiceIDs, openInvoicesIn: currency, applications: [])
-        statements += reads.statements
-        let results = try db.queries(statements)
-        return PaymentIntake(claimed: claim == nil || !results[0].isEmpty,
+        var batch = StatementBatch()
+        let claimAt = claim.map { batch.add(Store.inboxClaimStatement($0)) }
+        batch.add(Store.lockKeyStatement("customer", customerID))
+        let customerAt = batch.add((Store.customerForUpdate, [.text(customerID)]))
+        batch.add(Store.lockKeyStatement("payment", paymentID))
+        let existingAt = batch.add((Store.paymentByID, [.text(paymentID)]))
+        let awaitedAt = batch.add(Store.awaitedStatement("payment", paymentID))
+        let unique = Array(Set(namedInvoiceIDs)).sorted()
+        for invoiceID in unique { batch.add(Store.lockKeyStatement("invoice", invoiceID)) }
+        // Whoever's they are (another customer's is refused): one statement for all of them.
+        let namedAt = unique.isEmpty ? nil : batch.add((Store.invoicesByID, [.text(Store.textArray(unique))]))
+        let reads = BooksReads(customerID: customerID, invoiceIDs: unique, openInvoicesIn: currency, applications: [])
+        let booksAt = batch.add(reads.statements)
+        let results = try db.queries(batch.statements)
+        var named: [String: (invoice: Invoice, document: InvoiceDocument)] = [:]
+        for row in namedAt.map({ results[$0].all }) ?? [] {
+            let found = Store.invoiceWithDocument(from: row)
+            named[found.invoice.id] = found
+        }
+        return PaymentIntake(claimed: Store.claimed(results, at: claimAt),
                              customerExists: !results[customerAt].isEmpty,
-                             existing: results[paymentAt].first.map(Store.paymentRecord(from:)),
-                             awaited: Store.awaited(results[paymentAt + 1]),
-                             namedInvoices: results[namedAt..<booksAt].map { $0.first.map(Store.invoiceWithDocument(from:)) },
-                             books: reads.books(results[booksAt...]))
+                             existing: results[existingAt].first.map(Store.paymentRecord(from:)),
+                             awaited: Store.awaited(results[awaitedAt]),
+                             namedInvoices: namedInvoiceIDs.map { named[$0] },
+                             books: reads.books(results[booksAt]))
     }
 
     public func insertPayment(id: String, customerID: String, amount: Money, method: String, receivedAt: Instant,

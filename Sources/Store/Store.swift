@@ -64,7 +64,6 @@ public struct InvoiceDocument: Sendable, Equatable {
     }
 }
 
-/// A message waiting for something not yet known (SPEC section 7).
 /// An inbox claim: the message's key, taken once (`Store.claimInbox`).
 public struct InboxClaim: Sendable, Equatable {
     public let source: String
@@ -91,6 +90,7 @@ public struct InvoiceIntake {
     public let books: CustomerBooks
 }
 
+/// A message waiting for something not yet known (SPEC section 7).
 public struct HeldMessage: Sendable {
     public let heldID: Int64
     public let source: String
@@ -231,8 +231,8 @@ public final class Store {
     // MARK: customers
 
     /// Creates or updates a customer (sent without waiting in a transaction).
+    /// Lock the customer first (`customerIntake` or `lockKey("customer", …)`).
     public func upsertCustomer(_ customer: CustomerRecord) throws(PostgresError) {
-        try lockKey("customer", customer.id)
         try db.execute("""
             INSERT INTO customers (customer_id, name, email, locale, time_zone, dunning_policy, bank_accounts)
             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
@@ -250,14 +250,13 @@ public final class Store {
     /// every holder takes first) and the canonical name of `timeZone` (nil when unknown or not given).
     public func customerIntake(claim: InboxClaim?, customerID: String, timeZone: String?) throws(PostgresError)
         -> (claimed: Bool, awaited: Bool, knownTimeZone: String?) {
-        var statements: [(sql: String, parameters: [PostgresValue])] = []
-        if let claim { statements.append(Store.inboxClaimStatement(claim)) }
-        let awaitedAt = statements.count + 1
-        statements += [Store.lockKeyStatement("customer", customerID), Store.awaitedStatement("customer", customerID)]
-        if let timeZone { statements.append((Store.timeZoneByName, [.text(timeZone)])) }
-        let results = try db.queries(statements)
-        return (claim == nil || !results[0].isEmpty, Store.awaited(results[awaitedAt]),
-                timeZone == nil ? nil : results[awaitedAt + 1].first?.string("name"))
+        var batch = StatementBatch()
+        let claimAt = claim.map { batch.add(Store.inboxClaimStatement($0)) }
+        batch.add(Store.lockKeyStatement("customer", customerID))
+        let awaitedAt = batch.add(Store.awaitedStatement("customer", customerID))
+        let zoneAt = timeZone.map { batch.add((Store.timeZoneByName, [.text($0)])) }
+        let results = try db.queries(batch.statements)
+        return (Store.claimed(results, at: claimAt), Store.awaited(results[awaitedAt]), zoneAt.flatMap { results[$0].first?.string("name") })
     }
 
     public func lockCustomer(_ customerID: String) throws(PostgresError) -> Bool {
@@ -294,12 +293,8 @@ public final class Store {
         try db.query(Store.invoiceByID, [.text(invoiceID)]).first.map(Store.invoiceWithDocument(from:))
     }
 
-    /// Each named invoice (nil when unknown), in the order named, in one round trip.
-    public func invoices(_ invoiceIDs: [String]) throws(PostgresError) -> [(invoice: Invoice, document: InvoiceDocument)?] {
-        try db.queries(invoiceIDs.map { (Store.invoiceByID, [.text($0)]) }).map { $0.first.map(Store.invoiceWithDocument(from:)) }
-    }
-
     static let invoiceByID = "\(Store.invoiceColumns) FROM invoices WHERE invoice_id = $1"
+    static let invoicesByID = "\(Store.invoiceColumns) FROM invoices WHERE invoice_id = ANY($1::text[])"
 
     static func invoiceWithDocument(from row: PostgresRow) -> (invoice: Invoice, document: InvoiceDocument) {
         (Store.invoice(from: row), InvoiceDocument(poNumber: row.string("po_number"), documentURL: row.string("document_url"),
@@ -370,19 +365,19 @@ public final class Store {
     /// under the locks before it; when the claim is refused or the customer is missing, the
     /// later statements were reads and transaction-scoped locks, nothing else.
     public func invoiceIntake(claim: InboxClaim?, invoiceID: String, customerID: String) throws(PostgresError) -> InvoiceIntake {
-        var statements: [(sql: String, parameters: [PostgresValue])] = []
-        if let claim { statements.append(Store.inboxClaimStatement(claim)) }
-        let customerAt = statements.count + 1
-        statements += [Store.lockKeyStatement("customer", customerID), (Store.customerForUpdate, [.text(customerID)]),
-                       Store.lockKeyStatement("invoice", invoiceID), (Store.invoiceByID, [.text(invoiceID)]),
-                       Store.awaitedStatement("invoice", invoiceID)]
+        var batch = StatementBatch()
+        let claimAt = claim.map { batch.add(Store.inboxClaimStatement($0)) }
+        batch.add(Store.lockKeyStatement("customer", customerID))
+        let customerAt = batch.add((Store.customerForUpdate, [.text(customerID)]))
+        batch.add(Store.lockKeyStatement("invoice", invoiceID))
+        let existingAt = batch.add((Store.invoiceByID, [.text(invoiceID)]))
+        let awaitedAt = batch.add(Store.awaitedStatement("invoice", invoiceID))
         let reads = BooksReads(customerID: customerID, invoiceIDs: [], openInvoicesIn: nil, applications: [])
-        statements += reads.statements
-        let results = try db.queries(statements)
-        return InvoiceIntake(claimed: claim == nil || !results[0].isEmpty, customerExists: !results[customerAt].isEmpty,
-                             existing: results[customerAt + 2].first.map(Store.invoiceWithDocument(from:)),
-                             awaited: Store.awaited(results[customerAt + 3]),
-                             books: reads.books(results[(customerAt + 4)...]))
+        let booksAt = batch.add(reads.statements)
+        let results = try db.queries(batch.statements)
+        return InvoiceIntake(claimed: Store.claimed(results, at: claimAt), customerExists: !results[customerAt].isEmpty,
+                             existing: results[existingAt].first.map(Store.invoiceWithDocument(from:)),
+                             awaited: Store.awaited(results[awaitedAt]), books: reads.books(results[booksAt]))
     }
 
     /// Whether messages are held waiting for this key; meaningful under the key's lock (`lockKey`),
@@ -392,6 +387,28 @@ public final class Store {
     }
 
     static func awaited(_ rows: PostgresRows) -> Bool { rows.first?.bool("awaited") == true }
+
+    /// Whether the inbox claim at `index` (nil: none was asked, the message is released from hold) took the key.
+    static func claimed(_ results: [PostgresRows], at index: Int?) -> Bool { index.map { !results[$0].isEmpty } ?? true }
+
+    /// Statements sent together (`PostgresConnection.queries`), each addition answering where its
+    /// result will be, so a reader never counts positions.
+    struct StatementBatch {
+        private(set) var statements: [(sql: String, parameters: [PostgresValue])] = []
+
+        @discardableResult
+        mutating func add(_ statement: (sql: String, parameters: [PostgresValue])) -> Int {
+            statements.append(statement)
+            return statements.count - 1
+        }
+
+        /// Several statements; their results are the returned range.
+        mutating func add(_ more: [(sql: String, parameters: [PostgresValue])]) -> Range<Int> {
+            let start = statements.count
+            statements += more
+            return start..<statements.count
+        }
+    }
 
     /// The statements that read a slice of a customer's books, and the books made of their rows.
     /// The invoices, the credit lots and the standing applications on those invoices (void and
