@@ -141,8 +141,11 @@ public struct EndToEndBenchmark {
         for _ in 0..<warmUp { try publisher.publish(generator.payment(phase: 0, publishedAt: Monotonic.nanoseconds())) }
         try publisher.confirmAll()
         let warmDeadline = Monotonic.milliseconds() + 300_000
-        while observer.confirmed(phase: 0) < warmUp && Monotonic.milliseconds() < warmDeadline {
+        while observer.confirmed(phase: 0) < warmUp {
             try cluster.checkAlive(children)
+            guard Monotonic.milliseconds() < warmDeadline else {
+                throw BenchError("the warm-up payments were not all confirmed within 5 minutes (\(observer.confirmed(phase: 0)) of \(warmUp))")
+            }
             usleep(20_000)
         }
         try db.execute("ANALYZE")
