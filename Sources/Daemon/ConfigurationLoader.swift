@@ -229,7 +229,7 @@ private struct Settings {
         configuration.topology.partitions = int("partitions", 16, 1...1024)
         configuration.partitionLeaseMilliseconds = int("partition_lease_seconds", 6, 2...300) * 1000
         configuration.routerBatchSize = int("router_batch_size", 32, 1...1_000)
-        configuration.consumers = int("consumers", 1, 1...64)
+        configuration.consumers = int("consumers", 2, 1...64)
         configuration.prefetch = UInt16(int("prefetch", 256, 1...10_000))
         if configuration.routerBatchSize > Int(configuration.prefetch) {
             problems.append("router_batch_size = \(configuration.routerBatchSize) exceeds prefetch = \(configuration.prefetch): the order guard waits for early messages within the prefetch window")

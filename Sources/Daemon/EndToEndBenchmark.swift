@@ -33,6 +33,12 @@ public struct EndToEndBenchmark {
         public let otherMessages: Int
         public var confirmedPerSecond: Double { seconds > 0 ? Double(confirmed) / seconds : 0 }
         public let latency: LatencySummary
+        /// Publish → the daemon starting to apply it (the event's `time`): intake, routing, the
+        /// partition queue and the wait for a batch.
+        public let untilApplied: LatencySummary
+        /// Applying started → `payment.confirmed` observed: the rest of the batch, its commit,
+        /// the outbox publisher and the broker.
+        public let afterApplied: LatencySummary
         /// Resident memory of the instances (sum, KiB): at the start, at the end, and the highest.
         public let residentStartKiB: Int
         public let residentEndKiB: Int
@@ -210,13 +216,15 @@ public struct EndToEndBenchmark {
             let cpuMilliseconds = Double(after.cpu - before.cpu) / ticksPerSecond * 1000
             let result = Phase(instances: instances, offeredPerSecond: rate, seconds: wall,
                                published: published, confirmed: stats.count, otherMessages: others,
-                               latency: LatencySummary(stats.latencies),
+                               latency: LatencySummary(stats.latencies), untilApplied: LatencySummary(stats.untilApplied),
+                               afterApplied: LatencySummary(stats.afterApplied),
                                residentStartKiB: before.resident, residentEndKiB: after.resident, residentMaxKiB: max(residentMax, after.resident),
                                residentSamplesKiB: residentSamples,
                                cpuMillisecondsPerThousand: stats.count > 0 ? cpuMilliseconds / Double(stats.count) * 1000 : 0)
             phases.append(result)
             log("\(instances) instance(s), \(rate > 0 ? "\(rate)/s offered" : "unpaced"): \(published) payments, \(stats.count) confirmed, "
                 + "\(Int(result.confirmedPerSecond))/s, p50 \(result.latency.p50) ms, p99 \(result.latency.p99) ms, p99.9 \(result.latency.p999) ms, "
+                + "(publish → applying p50/p99 \(result.untilApplied.p50)/\(result.untilApplied.p99) ms, applying → observed \(result.afterApplied.p50)/\(result.afterApplied.p99) ms), "
                 + "RSS \(result.residentStartKiB / 1024)→\(result.residentWarmKiB / 1024)→\(result.residentEndKiB / 1024) MiB (start, warm, end)")
         }
         // Stop (drain: the outbox is published before exit), then check the books.
@@ -480,7 +488,28 @@ final class ConfirmationObserver: Sendable {
     struct Statistics: Sendable {
         var count = 0
         var latencies: [Int64] = []
+        /// The split at the event's `time` (wall clock, microseconds; both ends on this machine).
+        var untilApplied: [Int64] = []
+        var afterApplied: [Int64] = []
         var lastArrival: Int64 = 0
+    }
+
+    private static let timeMarker = Array("\"time\":\"".utf8)
+
+    /// The CloudEvents `time` of a payment.confirmed body, on the monotonic clock.
+    /// `wallMinusMonotonic` is taken at arrival: the two clocks drift apart (here by 5 ms a
+    /// second under the hypervisor), so an offset from the start would be off by seconds.
+    private func appliedAt(_ body: [UInt8], wallMinusMonotonic: Int64) -> Int64? {
+        let marker = Self.timeMarker
+        guard body.count > marker.count + 20 else { return nil }
+        for index in 0..<(body.count - marker.count) where body[index] == marker[0] {
+            guard body[index..<index + marker.count].elementsEqual(marker) else { continue }
+            let start = index + marker.count
+            guard let end = body[start...].firstIndex(of: UInt8(ascii: "\"")),
+                  let instant = Instant(rfc3339: String(decoding: body[start..<end], as: UTF8.self)) else { return nil }
+            return instant.microsecondsSinceEpoch * 1_000 - wallMinusMonotonic
+        }
+        return nil
     }
 
     // @unchecked: the connection is used only by the observer's thread after `init`.
@@ -514,7 +543,7 @@ final class ConfirmationObserver: Sendable {
     func run() {
         let amqp = connection.amqp
         defer { amqp.close() }
-        var pending: [(Int, Int64, Int64)] = []
+        var pending: [(phase: Int, latency: Int64, arrival: Int64, applied: Int64?, published: Int64)] = []
         while !stopping.withLock({ $0 }) {
             do {
                 guard let first = try amqp.nextDelivery(timeoutMilliseconds: 100) else { continue }
@@ -522,15 +551,22 @@ final class ConfirmationObserver: Sendable {
                 var batch = [first]
                 while batch.count < 500, let next = try amqp.nextDelivery(timeoutMilliseconds: 0) { batch.append(next); last = next }
                 let arrived = Monotonic.nanoseconds()
+                let wallMinusMonotonic = WallClock.now().microsecondsSinceEpoch * 1_000 - Monotonic.nanoseconds()
                 for delivery in batch {
-                    if let stamp = PaymentTraffic.stamp(in: delivery.body) { pending.append((stamp.phase, arrived - stamp.publishedAt, arrived)) }
+                    if let stamp = PaymentTraffic.stamp(in: delivery.body) {
+                        pending.append((stamp.phase, arrived - stamp.publishedAt, arrived, appliedAt(delivery.body, wallMinusMonotonic: wallMinusMonotonic), stamp.publishedAt))
+                    }
                 }
                 try amqp.ack(last.deliveryTag, multiple: true)
                 state.withLock { phases in
-                    for (phase, latency, arrival) in pending {
-                        phases[phase, default: Statistics()].count += 1
-                        phases[phase, default: Statistics()].latencies.append(latency)
-                        phases[phase, default: Statistics()].lastArrival = arrival
+                    for item in pending {
+                        phases[item.phase, default: Statistics()].count += 1
+                        phases[item.phase, default: Statistics()].latencies.append(item.latency)
+                        if let applied = item.applied {
+                            phases[item.phase, default: Statistics()].untilApplied.append(applied - item.published)
+                            phases[item.phase, default: Statistics()].afterApplied.append(item.arrival - applied)
+                        }
+                        phases[item.phase, default: Statistics()].lastArrival = item.arrival
                     }
                 }
                 pending.removeAll(keepingCapacity: true)

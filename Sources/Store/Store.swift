@@ -210,9 +210,10 @@ public final class Store {
         }
     }
 
+    /// Sent without waiting in a transaction: the COMMIT right after it carries and checks it.
     public func markPublished(_ seqs: [Int64]) throws(PostgresError) {
         guard !seqs.isEmpty else { return }
-        try db.query("UPDATE outbox SET published_at = clock_timestamp() WHERE seq = ANY($1::bigint[])",
+        try db.execute("UPDATE outbox SET published_at = clock_timestamp() WHERE seq = ANY($1::bigint[])",
                      [.text("{" + seqs.map(String.init).joined(separator: ",") + "}")])
     }
 

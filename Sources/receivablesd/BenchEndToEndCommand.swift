@@ -19,7 +19,7 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
     @Option(help: "Phases as payments/s offered, 0 = as fast as confirmed (5,000 in flight at most).") var rates = "100,500,0"
     @Option(help: "Seconds per phase.") var seconds = 20
     @Option(help: "Instance counts to run.") var instances = "1,2"
-    @Option(help: "Consumer threads per instance.") var consumers = 1
+    @Option(help: "Consumer threads per instance (the daemon's default).") var consumers = 2
     @Option(help: "Customers (each with a large open invoice; payments are spread over them).") var customers = 2_000
     @Option(help: "Seed of the traffic (same seed, same messages).") var seed: UInt64 = 7
     @Flag(help: "Mix new invoices and customer updates into the stream (one message in five).") var mixed = false
@@ -94,7 +94,7 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
                 object([
                     ("offered_per_second", number(p.offeredPerSecond)), ("seconds", number(p.seconds)), ("published", number(p.published)),
                     ("confirmed", number(p.confirmed)), ("other_messages", number(p.otherMessages)),
-                    ("confirmed_per_second", number(Int(p.confirmedPerSecond))), ("latency", latency(p.latency)),
+                    ("confirmed_per_second", number(Int(p.confirmedPerSecond))), ("latency", latency(p.latency)), ("latency_until_applied", latency(p.untilApplied)), ("latency_after_applied", latency(p.afterApplied)),
                     ("ratio_to_lower_baseline", ratioValue(p.confirmedPerSecond, base.lower)),
                     ("ratio_to_broker", ratioValue(p.confirmedPerSecond, base.brokerPerSecond)),
                     ("resident_kib", object([("start", number(p.residentStartKiB)), ("warm", number(p.residentWarmKiB)),

@@ -323,7 +323,9 @@ extension BlackBoxTests {
 
     /// Waits until `instances` instances' consumer threads are live and share the partitions
     /// evenly (each holds ⌊P/M⌋ or ⌈P/M⌉ and every partition is held).
+    /// Every instance runs the default `consumers: 2`, and each thread is a member.
     func waitUntilBalanced(instances: Int, timeout: Duration = .seconds(60)) async throws {
+        let members = instances * 2
         let db = try harness.connect()
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
@@ -336,9 +338,9 @@ extension BlackBoxTests {
                 """).all
             let held = rows.map { Int($0.requiredInt64("held")) }
             last = rows.map { "\($0.requiredString("member_id"))=\($0.requiredInt64("held"))" }.joined(separator: " ")
-            if rows.count == instances, held.reduce(0, +) == total, (held.max() ?? 0) - (held.min() ?? 0) <= 1 { return }
+            if rows.count == members, held.reduce(0, +) == total, (held.max() ?? 0) - (held.min() ?? 0) <= 1 { return }
             try await Task.sleep(for: .milliseconds(200))
         }
-        throw HarnessError("partitions not balanced over \(instances) instance(s) within \(timeout): \(last)")
+        throw HarnessError("partitions not balanced over \(instances) instance(s) (\(members) threads) within \(timeout): \(last)")
     }
 }

@@ -89,7 +89,9 @@ extension DaemonOperationsTests {
                     #expect(series("receivablesd_partition_depth", queue) == 0, "depth of \(queue):\n\(lines.filter { $0.contains("partition") })")
                     #expect(series("receivablesd_partition_consumers", queue) == 1, "consumers of \(queue)")
                     #expect(series("receivablesd_partition_backlog", queue) == 0, "backlog of \(queue)")
-                    #expect(series("receivablesd_partition_owned", queue) == 1, "owned gauge of \(queue)")
+                    // A series per consumer thread that held it: exactly one holds it now.
+                    let owned = lines.filter { $0.hasPrefix("receivablesd_partition_owned{") && $0.contains("partition=\"\(queue)\"") }.map(MetricsHealth.value)
+                    #expect(owned.reduce(0, +) == 1, "owned gauges of \(queue): \(owned)")
                     #expect(series("receivablesd_partition_oldest_age_seconds", queue) != nil, "oldest age of \(queue)")
                 }
                 #expect(lines.contains { $0.hasPrefix("receivablesd_router_active") && MetricsHealth.value($0) == 1 }, "router_active")
@@ -97,7 +99,8 @@ extension DaemonOperationsTests {
 
                 let status = try await scope.cli(["partitions"])
                 #expect(status.status == 0, "receivablesd partitions failed:\n\(status.output)")
-                #expect(status.output.contains("an instance routes") && status.output.contains("1 live consumer thread(s)"), "\(status.output)")
+                // Two threads: `consumers: 2` is the default.
+                #expect(status.output.contains("an instance routes") && status.output.contains("2 live consumer thread(s)"), "\(status.output)")
                 for queue in queues { #expect(status.output.contains(queue), "\(queue) not listed:\n\(status.output)") }
 
                 daemon.signal(SIGTERM)
