@@ -129,3 +129,50 @@ extension BlackBoxTests {
         #expect(before.allSatisfy { $0.postings.isEmpty }, "one microsecond before its stamp the posting was not known")
     }
 }
+
+extension BlackBoxTests {
+    /// The commit stamp is taken once per transaction however many entries it posts, and the
+    /// entries after the first find the transaction-local mark without reading journal_commits
+    /// (which grows by a row per commit). A savepoint rolled back after the stamp undoes stamp and
+    /// mark together, so the triggers fire again and stamp once. (The trigger is fired with SET
+    /// CONSTRAINTS ... IMMEDIATE, as COMMIT would fire it, and the transaction is rolled back: the
+    /// shared database keeps no entries without their ledger events.)
+    @Test("14b. one commit stamp per transaction, without a look-up per entry, also across a rolled-back savepoint")
+    func commitStampOncePerTransaction() async throws {
+        try await harness.ready()
+        let db = try harness.connect()
+        let customer = "it14b-\(UInt32.random(in: 0...UInt32.max))"
+        let entries = 5
+        try db.simpleQuery("BEGIN")
+        defer { try? db.simpleQuery("ROLLBACK") }
+        try db.query("INSERT INTO customers (customer_id, name) VALUES ($1, 'Stamp test')", [.text(customer)])
+        for index in 0..<entries {
+            try db.query("""
+                WITH entry AS (INSERT INTO journal_entries (entry_id, kind, customer_id, currency, reference)
+                               VALUES ($1 || '-E' || $2, 'credit_note_issued', $1, 'USD', $1 || '-R' || $2) RETURNING entry_id)
+                INSERT INTO journal_lines (entry_id, line_no, account, customer_id, invoice_id, debit_minor, credit_minor)
+                SELECT entry_id, 1, 'revenue', $1, NULL, 100, 0 FROM entry
+                UNION ALL SELECT entry_id, 2, 'unapplied_credit', $1, NULL, 0, 100 FROM entry
+                """, [.text(customer), .text(String(index))])
+        }
+        let clockBefore = try db.int("SELECT last_seq FROM journal_clock")
+        func stamps() throws -> Int64 { try db.int("SELECT count(*) FROM journal_commits WHERE xact_id = pg_current_xact_id()") }
+        func reads() throws -> Int64 {
+            try db.int("SELECT COALESCE(sum(seq_scan + COALESCE(idx_scan, 0)), 0)::bigint FROM pg_stat_xact_user_tables WHERE relname = 'journal_commits'")
+        }
+        let readsBefore = try reads()
+        try db.simpleQuery("SAVEPOINT stamped")
+        try db.query("SET CONSTRAINTS journal_entries_stamp_commit IMMEDIATE")
+        #expect(try stamps() == 1, "stamped once for \(entries) entries")
+        #expect(try db.int("SELECT last_seq FROM journal_clock") == clockBefore + 1, "the clock moved once")
+        // `stamps()` itself reads journal_commits once.
+        #expect(try reads() - readsBefore == 1, "the entries' triggers read journal_commits")
+        try db.simpleQuery("ROLLBACK TO SAVEPOINT stamped")
+        #expect(try stamps() == 0, "the rolled-back stamp is gone")
+        try db.query("SET CONSTRAINTS journal_entries_stamp_commit IMMEDIATE")
+        #expect(try stamps() == 1, "stamped again, once, after the savepoint took the first stamp back")
+        #expect(try db.int("""
+            SELECT count(*) FROM journal_entries e JOIN journal_commits c USING (xact_id) WHERE e.customer_id = $1
+            """, [.text(customer)]) == Int64(entries), "every entry carries the transaction's stamp")
+    }
+}
