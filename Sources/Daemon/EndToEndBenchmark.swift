@@ -51,6 +51,12 @@ public struct EndToEndBenchmark {
         }
         /// CPU time of the instances per 1,000 payments, milliseconds.
         public let cpuMillisecondsPerThousand: Double
+        /// The same for PostgreSQL (the whole server: backends, WAL writer, autovacuum …), the
+        /// broker and the bench process itself (load generator and observer); nil when not found
+        /// on this machine.
+        public let postgresCPUPerThousand: Double?
+        public let brokerCPUPerThousand: Double?
+        public let generatorCPUPerThousand: Double?
     }
 
     public struct InstancesRun: Sendable {
@@ -122,6 +128,7 @@ public struct EndToEndBenchmark {
             cluster.removeTopology(log: log)
         }
         let db = try PostgresConnection(cluster.database)
+        let services = ServiceCPU(db: db, brokerPort: configuration.broker.port)
 
         let observer = try ConfirmationObserver(configuration.broker, exchange: names.eventsExchange,
                                                 queue: "receivablesd.\(tag).observer", routingKey: "payment.confirmed")
@@ -162,6 +169,8 @@ public struct EndToEndBenchmark {
             let phase = index + 1
             let before = (cpu: children.compactMap(BenchCluster.cpuTicks).reduce(0, +),
                           resident: children.compactMap(BenchCluster.residentKiB).reduce(0, +))
+            let servicesBefore = services.sample()
+            let generatorBefore = ServiceCPU.ownTicks()
             var residentMax = before.resident
             var residentSamples: [Int] = []
             var lastSample = Monotonic.nanoseconds()
@@ -212,15 +221,25 @@ public struct EndToEndBenchmark {
             let wall = stats.lastArrival > started ? Double(stats.lastArrival - started) / 1e9 : offeredSeconds
             let after = (cpu: children.compactMap(BenchCluster.cpuTicks).reduce(0, +),
                          resident: children.compactMap(BenchCluster.residentKiB).reduce(0, +))
+            let servicesAfter = services.sample()
+            let generatorAfter = ServiceCPU.ownTicks()
             let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
             let cpuMilliseconds = Double(after.cpu - before.cpu) / ticksPerSecond * 1000
+            // Milliseconds of CPU per 1,000 confirmed payments, from two tick counts.
+            func perThousand(_ start: Int64?, _ end: Int64?) -> Double? {
+                guard let start, let end, stats.count > 0 else { return nil }
+                return Double(end - start) / ticksPerSecond * 1000 / Double(stats.count) * 1000
+            }
             let result = Phase(instances: instances, offeredPerSecond: rate, seconds: wall,
                                published: published, confirmed: stats.count, otherMessages: others,
                                latency: LatencySummary(stats.latencies), untilApplied: LatencySummary(stats.untilApplied),
                                afterApplied: LatencySummary(stats.afterApplied),
                                residentStartKiB: before.resident, residentEndKiB: after.resident, residentMaxKiB: max(residentMax, after.resident),
                                residentSamplesKiB: residentSamples,
-                               cpuMillisecondsPerThousand: stats.count > 0 ? cpuMilliseconds / Double(stats.count) * 1000 : 0)
+                               cpuMillisecondsPerThousand: stats.count > 0 ? cpuMilliseconds / Double(stats.count) * 1000 : 0,
+                               postgresCPUPerThousand: perThousand(servicesBefore.postgres, servicesAfter.postgres),
+                               brokerCPUPerThousand: perThousand(servicesBefore.broker, servicesAfter.broker),
+                               generatorCPUPerThousand: perThousand(generatorBefore, generatorAfter))
             phases.append(result)
             log("\(instances) instance(s), \(rate > 0 ? "\(rate)/s offered" : "unpaced"): \(published) payments, \(stats.count) confirmed, "
                 + "\(Int(result.confirmedPerSecond))/s, p50 \(result.latency.p50) ms, p99 \(result.latency.p99) ms, p99.9 \(result.latency.p999) ms, "

@@ -65,6 +65,19 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
             if !run.verifyViolations.isEmpty { failed = true; print("  !! verify: \(run.verifyViolations.prefix(5).joined(separator: "; "))") }
             if run.deadLetters > 0 { failed = true; print("  !! \(run.deadLetters) dead letters") }
         }
+        print("")
+        print("CPU ms per 1,000 payments (where a payment's CPU goes; 2 cores give 2,000 ms per second)")
+        print("instances  offered/s    daemon  PostgreSQL  RabbitMQ  load generator     total")
+        for run in report.runs {
+            for phase in run.phases {
+                let parts = [phase.cpuMillisecondsPerThousand, phase.postgresCPUPerThousand, phase.brokerCPUPerThousand, phase.generatorCPUPerThousand]
+                let total = parts.allSatisfy { $0 != nil } ? parts.compactMap { $0 }.reduce(0, +) : nil
+                let cells = [String(run.instances).leftPadded(9), (phase.offeredPerSecond > 0 ? String(phase.offeredPerSecond) : "max").leftPadded(9)]
+                    + [parts[0], parts[1], parts[2]].map { ($0.map { String(Int($0)) } ?? "?").leftPadded(8) }
+                    + [(parts[3].map { String(Int($0)) } ?? "?").leftPadded(14), (total.map { String(Int($0)) } ?? "?").leftPadded(8)]
+                print(cells.joined(separator: "  "))
+            }
+        }
         for run in report.runs where run.instances != counts[0] {
             for phase in run.phases where phase.offeredPerSecond == 0 {
                 print("\(run.instances) instances unpaced: \(Self.ratio(phase.confirmedPerSecond, oneInstance[0] ?? 0)) × \(counts[0]) instance(s)")
@@ -95,6 +108,9 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
                     ("offered_per_second", number(p.offeredPerSecond)), ("seconds", number(p.seconds)), ("published", number(p.published)),
                     ("confirmed", number(p.confirmed)), ("other_messages", number(p.otherMessages)),
                     ("confirmed_per_second", number(Int(p.confirmedPerSecond))), ("latency", latency(p.latency)), ("latency_until_applied", latency(p.untilApplied)), ("latency_after_applied", latency(p.afterApplied)),
+                    ("postgres_cpu_ms_per_thousand", p.postgresCPUPerThousand.map { number(Int($0)) } ?? .null),
+                    ("broker_cpu_ms_per_thousand", p.brokerCPUPerThousand.map { number(Int($0)) } ?? .null),
+                    ("load_generator_cpu_ms_per_thousand", p.generatorCPUPerThousand.map { number(Int($0)) } ?? .null),
                     ("ratio_to_lower_baseline", ratioValue(p.confirmedPerSecond, base.lower)),
                     ("ratio_to_broker", ratioValue(p.confirmedPerSecond, base.brokerPerSecond)),
                     ("resident_kib", object([("start", number(p.residentStartKiB)), ("warm", number(p.residentWarmKiB)),
