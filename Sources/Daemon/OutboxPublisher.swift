@@ -44,8 +44,12 @@ final class OutboxPublisher: @unchecked Sendable {
                     let backlog = try store.outboxBacklog()
                     DaemonMetrics.outbox(backlog: backlog.count, oldestAgeSeconds: backlog.oldestAgeSeconds)
                 }
-                if published == 0 {
-                    if stop.isStopping { break }
+                if published == 0 && stop.isStopping { break }
+                // A batch short of the limit took everything committed before its claim; what
+                // commits later sends a NOTIFY, which the wait returns on at once (delivered when
+                // our transaction ended, or already buffered). So no empty claim in between
+                // (draining, the loop claims until nothing is left).
+                if published < configuration.outboxBatchSize && !stop.isStopping {
                     _ = try store.db.waitForNotifications(timeoutMilliseconds: 200)
                     try channel.idle(timeoutMilliseconds: 0)
                 }

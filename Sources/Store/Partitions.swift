@@ -72,7 +72,8 @@ extension Store {
     public func lockRoutedSequences(_ queues: [String]) throws(PostgresError) -> [String: Int64] {
         guard !queues.isEmpty else { return [:] }
         let literal = Store.textArray(Array(Set(queues)).sorted())
-        try db.query("INSERT INTO partition_routed (queue) SELECT unnest($1::text[]) ON CONFLICT (queue) DO NOTHING", [.text(literal)])
+        // Sent without waiting: the SELECT right after it carries and checks it (one round trip).
+        try db.execute("INSERT INTO partition_routed (queue) SELECT unnest($1::text[]) ON CONFLICT (queue) DO NOTHING", [.text(literal)])
         var result: [String: Int64] = [:]
         for row in try db.query("SELECT queue, routed_seq FROM partition_routed WHERE queue = ANY($1::text[]) ORDER BY queue FOR UPDATE",
                                 [.text(literal)]).all {
@@ -81,10 +82,11 @@ extension Store {
         return result
     }
 
+    /// Sent without waiting in a transaction (the COMMIT carries and checks it).
     public func advanceRoutedSequences(_ sequences: [String: Int64]) throws(PostgresError) {
         guard !sequences.isEmpty else { return }
         let ordered = sequences.sorted { $0.key < $1.key }
-        try db.query("""
+        try db.execute("""
             UPDATE partition_routed AS r SET routed_seq = GREATEST(r.routed_seq, s.seq), routed_at = now()
             FROM unnest($1::text[], $2::bigint[]) AS s(queue, seq) WHERE r.queue = s.queue
             """, [.text(Store.textArray(ordered.map(\.key))), .text(Store.intArray(ordered.map(\.value)))])
@@ -109,9 +111,10 @@ extension Store {
     }
 
     /// Remembers id → customer for ids created by routed messages; the first one wins.
+    /// Sent without waiting in a transaction (the next wait or the COMMIT checks it).
     public func rememberPartitionKeys(_ keys: [(kind: String, id: String, customerID: String)]) throws(PostgresError) {
         guard !keys.isEmpty else { return }
-        try db.query("""
+        try db.execute("""
             INSERT INTO partition_keys (kind, id, customer_id)
             SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT (kind, id) DO NOTHING
             """, [.text(Store.textArray(keys.map(\.kind))), .text(Store.textArray(keys.map(\.id))), .text(Store.textArray(keys.map(\.customerID)))])
