@@ -65,7 +65,7 @@ public struct DaemonConfiguration: Sendable {
     public var publishers = PublisherPolicy.standard
     /// CloudEvents `source` of everything we publish.
     public var eventSource = "receivablesd"
-    /// Consumer threads; 2 overlap one thread's waits with the other's work (1.7-1.8x on 2 cores).
+    /// Consumer threads; 2 overlap one thread's waits with the other's work (1.7-2.1x one on 2 cores, bench e2e).
     public var consumers = 2
     public var prefetch: UInt16 = 256
     /// A consumer thread not heard from for this long is gone; its partitions move.
