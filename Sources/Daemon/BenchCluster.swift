@@ -181,16 +181,5 @@ struct BenchCluster {
     }
 
     /// CPU time (user + system) of a process in clock ticks, nil when it is gone.
-    static func cpuTicks(_ pid: pid_t) -> Int64? {
-        guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 2048)
-        guard fgets(&line, Int32(line.count), file) != nil else { return nil }
-        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return nil }
-        return user + system
-    }
+    static func cpuTicks(_ pid: pid_t) -> Int64? { ServiceCPU.ticks(pid, withReapedChildren: false) }
 }

@@ -432,15 +432,7 @@ struct PaymentTraffic {
 
     /// Phase and publish time from a payment id `E2EP-<phase>-<sequence>-<nanoseconds>` in a body.
     static func stamp(in body: [UInt8]) -> (phase: Int, publishedAt: Int64)? {
-        let marker = Self.marker
-        guard body.count > marker.count else { return nil }
-        var start = -1
-        outer: for index in 0...(body.count - marker.count) {
-            for offset in 0..<marker.count where body[index + offset] != marker[offset] { continue outer }
-            start = index + marker.count
-            break
-        }
-        guard start >= 0 else { return nil }
+        guard let start = end(of: Self.marker, in: body) else { return nil }
         var fields: [Int64] = []
         var value: Int64 = 0
         var digits = 0
@@ -457,6 +449,15 @@ struct PaymentTraffic {
         if digits > 0 { fields.append(value) }
         guard fields.count == 3 else { return nil }
         return (Int(fields[0]), fields[2])
+    }
+
+    /// The index just past the first occurrence of `marker` in `body`.
+    static func end(of marker: [UInt8], in body: [UInt8]) -> Int? {
+        guard body.count >= marker.count, let first = marker.first else { return nil }
+        for index in 0...(body.count - marker.count) where body[index] == first {
+            if body[index..<index + marker.count].elementsEqual(marker) { return index + marker.count }
+        }
+        return nil
     }
 }
 
@@ -519,16 +520,10 @@ final class ConfirmationObserver: Sendable {
     /// `wallMinusMonotonic` is taken at arrival: the two clocks drift apart (here by 5 ms a
     /// second under the hypervisor), so an offset from the start would be off by seconds.
     private func appliedAt(_ body: [UInt8], wallMinusMonotonic: Int64) -> Int64? {
-        let marker = Self.timeMarker
-        guard body.count > marker.count + 20 else { return nil }
-        for index in 0..<(body.count - marker.count) where body[index] == marker[0] {
-            guard body[index..<index + marker.count].elementsEqual(marker) else { continue }
-            let start = index + marker.count
-            guard let end = body[start...].firstIndex(of: UInt8(ascii: "\"")),
-                  let instant = Instant(rfc3339: String(decoding: body[start..<end], as: UTF8.self)) else { return nil }
-            return instant.microsecondsSinceEpoch * 1_000 - wallMinusMonotonic
-        }
-        return nil
+        guard let start = PaymentTraffic.end(of: Self.timeMarker, in: body),
+              let end = body[start...].firstIndex(of: UInt8(ascii: "\"")),
+              let instant = Instant(rfc3339: String(decoding: body[start..<end], as: UTF8.self)) else { return nil }
+        return instant.microsecondsSinceEpoch * 1_000 - wallMinusMonotonic
     }
 
     // @unchecked: the connection is used only by the observer's thread after `init`.

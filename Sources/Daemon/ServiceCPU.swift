@@ -68,7 +68,8 @@ struct ServiceCPU {
     /// The process holding the listening TCP socket on `port` (IPv4 or IPv6), found by the
     /// socket's inode in /proc/net/tcp{,6} and the process's open descriptors.
     static func listener(port: Int) -> pid_t? {
-        let hexPort = String(port, radix: 16, uppercase: true).leftPaddedWithZeros(4)
+        let hex = String(port, radix: 16, uppercase: true)
+        let hexPort = String(repeating: "0", count: max(0, 4 - hex.count)) + hex
         var inodes: Set<String> = []
         for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
             guard let text = readSmallFile(table, limit: 4 << 20) else { continue }
@@ -107,11 +108,5 @@ struct ServiceCPU {
             bytes += buffer.prefix(count)
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-extension String {
-    func leftPaddedWithZeros(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
