@@ -94,12 +94,12 @@ let package = Package(
 
         .testTarget(
             name: "ARDomainTests",
-            dependencies: ["ARDomain", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["ARDomain", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "ARContractTests",
-            dependencies: ["ARContract", "ARDomain"],
+            dependencies: ["ARContract", "ARDomain", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(name: "DocumentsTests", dependencies: ["Documents", "ARDomain", "ARContract"], swiftSettings: strict),

@@ -265,6 +265,9 @@ enum CommandHandlers {
     /// runs in its own savepoint: one that is now invalid is dead-lettered alone.
     static func releaseHeld(waitingKind: String, waitingID: String, _ context: HandlerContext) throws {
         let store = context.store
+        // The released messages read anything: rows kept back are written first, and theirs are not kept back.
+        try store.flushWriteBehind()
+        store.writingBehind = false
         // The releasing message's events describe the state before the released ones apply:
         // they go out first, so consumers see status changes in the order they happened. They
         // are written before the look-up (sent without waiting), so the look-up's round trip

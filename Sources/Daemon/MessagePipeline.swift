@@ -129,6 +129,9 @@ struct MessagePipeline: Sendable {
     }
 
     private func apply(_ verdict: Verdict, delivery: AMQPDelivery, store: Store) throws -> Disposition {
+        // Rows kept back for earlier payments are written before anything that may read them.
+        let keepsWritesBack = Self.keepsWritesBack(verdict, store: store)
+        if !keepsWritesBack { try store.flushWriteBehind() }
         switch verdict {
         case .rejected(let rejection, let source, let eventID, let type):
             try deadLetter(delivery.body, routingKey: delivery.routingKey, properties: delivery.properties,
@@ -140,6 +143,8 @@ struct MessagePipeline: Sendable {
             do {
                 // Released unchecked: a database error shows at the next wait and fails the batch,
                 // which ConsumerWorker then applies one message at a time (`isolate`).
+                store.writingBehind = keepsWritesBack
+                defer { store.writingBehind = false }
                 return try store.transaction(checkingAtRelease: false) { try CommandHandlers.handle(context) }
             } catch let rejection as Rejection {
                 try deadLetter(delivery.body, routingKey: delivery.routingKey, properties: delivery.properties, rejection: rejection,
@@ -151,6 +156,15 @@ struct MessagePipeline: Sendable {
                 return .rejected(rejection.code)
             }
         }
+    }
+
+    /// Whether the message's hot writes are kept back and written in bulk with the batch's other
+    /// payments (`WriteBehind`): a `payment.succeeded` whose keys meet no row kept back. Its
+    /// intake reads only rows under those keys.
+    static func keepsWritesBack(_ verdict: Verdict, store: Store) -> Bool {
+        guard case .accepted(let message) = verdict, case .paymentSucceeded(let payment) = message.command else { return false }
+        return !store.writeBehindTouches(customerID: payment.customerID, paymentID: payment.paymentID,
+                                         invoiceIDs: payment.allocations.map(\.invoiceID))
     }
 
     /// Records the rejection and queues the unchanged body for the dead-letter exchange.

@@ -81,6 +81,12 @@ extension Store {
 
     public func insertPayment(id: String, customerID: String, amount: Money, method: String, receivedAt: Instant,
                               gatewayReference: String?, payoutID: String?, fingerprint: String) throws(PostgresError) {
+        if writeBehindActive {
+            writeBehind.add(WriteBehind.PaymentRow(id: id, customerID: customerID, currency: amount.currency.code, amountMinor: amount.minorUnits,
+                                                   method: method, receivedAt: receivedAt.description, gatewayReference: gatewayReference,
+                                                   payoutID: payoutID, fingerprint: fingerprint))
+            return
+        }
         try db.execute("""
             INSERT INTO payments (payment_id, customer_id, currency, amount_minor, method, received_at, gateway_reference, payout_id, fingerprint)
             VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $7, $8, $9)

@@ -109,11 +109,41 @@ public struct HeldMessage: Sendable {
 /// Not thread-safe: one Store per connection, one owner thread (see PostgresConnection).
 public final class Store {
     public let db: PostgresConnection
+    /// Rows kept back to be written in bulk (`WriteBehind`), and whether writes are kept back now.
+    var writeBehind = WriteBehind()
+    var writeBehindActive = false
+    /// Counts flushes, so a savepoint can tell whether rows from before it were written inside it.
+    var writeBehindFlushes = 0
 
     public init(_ db: PostgresConnection) { self.db = db }
 
+    /// A transaction, or a savepoint inside one. Rows kept back (`WriteBehind`) follow it: those
+    /// added inside a savepoint that rolls back are dropped with it, all are dropped when the
+    /// transaction fails, and what is left is written before COMMIT.
     public func transaction<T>(checkingAtRelease: Bool = true, _ body: () throws -> T) throws -> T {
-        try db.transaction(checkingAtRelease: checkingAtRelease, body)
+        let outermost = db.transactionDepth == 0
+        let mark = writeBehind.mark
+        let flushes = writeBehindFlushes
+        do {
+            return try db.transaction(checkingAtRelease: checkingAtRelease) { () throws -> T in
+                let value = try body()
+                if outermost { try flushWriteBehind() }
+                return value
+            }
+        } catch {
+            if outermost {
+                discardWriteBehind()
+            } else if writeBehindFlushes != flushes && !mark.isEmpty {
+                // Rows of earlier savepoints were written inside this one, and its rollback undid
+                // them too: the transaction must not commit without them.
+                discardWriteBehind()
+                throw PostgresError(sqlState: "XX000", message: "rows kept back for earlier messages were rolled back with a later message's savepoint: transaction not committed (\(error))",
+                                    connectionLost: false)
+            } else {
+                writeBehind.discard(to: mark)
+            }
+            throw error
+        }
     }
 
     // MARK: inbox
@@ -149,6 +179,11 @@ public final class Store {
     /// Writes several messages in one statement, in order (sent without waiting in a transaction).
     public func enqueue(_ messages: [OutboxMessage]) throws(PostgresError) {
         guard !messages.isEmpty else { return }
+        // Behind kept-back events, events queue up too: they are published in the order caused.
+        if writeBehindActive || writeBehind.hasOutbox {
+            writeBehind.add(outbox: messages)
+            return
+        }
         if messages.count == 1, let message = messages.first {
             try db.execute("""
                 INSERT INTO outbox (event_id, exchange, routing_key, type, correlation_id, headers, body)
@@ -157,8 +192,14 @@ public final class Store {
                       .optional(message.correlationID), .text(Store.jsonObject(message.headers)), .bytes(message.body)])
             return
         }
-        // WITH ORDINALITY keeps the rows in the order given, so seq follows emission order.
-        try db.execute("""
+        let statement = Store.enqueueStatement(messages)
+        try db.execute(statement.sql, statement.parameters)
+    }
+
+    /// One INSERT of several outbox rows; WITH ORDINALITY keeps the rows in the order given, so
+    /// seq follows emission order.
+    static func enqueueStatement(_ messages: [OutboxMessage]) -> (sql: String, parameters: [PostgresValue]) {
+        ("""
             INSERT INTO outbox (event_id, exchange, routing_key, type, correlation_id, headers, body)
             SELECT m.event_id, m.exchange, m.routing_key, m.type, NULLIF(m.correlation_id, ''), m.headers::jsonb, decode(m.body, 'hex')
             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
@@ -509,6 +550,8 @@ public final class Store {
                           .text(invoice.status.rawValue), .text(invoice.issueDate.description), .text(invoice.dueDate.description),
                           .optional(invoice.paymentReference), .optional(document.poNumber), .optional(document.documentURL), .text(document.fingerprint),
                           .int(invoice.statusSequence)])
+            } else if writeBehindActive {
+                writeBehind.add(invoice: invoice)
             } else {
                 try db.execute("""
                     UPDATE invoices SET amount_minor = $2, balance_minor = $3, written_off_minor = $4, status = $5, status_seq = $6,
@@ -524,6 +567,10 @@ public final class Store {
                          [.int(id), .int(lot.remaining.minorUnits), .optional(lot.reservedForInvoice)])
         }
         for lot in books.newLots {
+            if writeBehindActive {
+                writeBehind.add(lot: lot, customerID: books.customerID)
+                continue
+            }
             try db.execute("""
                 INSERT INTO credit_lots (customer_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -535,6 +582,10 @@ public final class Store {
             try db.execute("UPDATE applications SET unwound_minor = $2 WHERE application_id = $1", [.int(id), .int(application.unwound.minorUnits)])
         }
         for application in books.newApplications {
+            if writeBehindActive {
+                writeBehind.add(application: application, customerID: books.customerID)
+                continue
+            }
             try db.execute("""
                 INSERT INTO applications (invoice_id, customer_id, currency, origin_kind, origin_id, amount_minor, unwound_minor)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -552,6 +603,11 @@ public final class Store {
         var posted: [(id: String, entry: JournalEntry)] = []
         for (index, entry) in entries.enumerated() {
             let id = StableID.make(cause + ["journal", String(index)])
+            posted.append((id, entry))
+            if writeBehindActive {
+                writeBehind.add(journal: entry, id: id)
+                continue
+            }
             // The entry and all its lines in one statement (one round trip per entry).
             try db.execute("""
                 WITH entry AS (
@@ -565,7 +621,6 @@ public final class Store {
                       .text(Store.textArray(entry.lines.map(\.account.rawValue))),
                       .text(Store.textArray(entry.lines.map { $0.invoiceID ?? "" })),  // identifiers are never empty
                       .text(Store.intArray(entry.lines.map(\.debit))), .text(Store.intArray(entry.lines.map(\.credit)))])
-            posted.append((id, entry))
         }
         return posted
     }
@@ -680,6 +735,13 @@ public final class Store {
         }
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// A PostgreSQL text[] literal in which nil is NULL (unquoted), every other element quoted.
+    static func nullableTextArray(_ values: [String?]) -> String {
+        guard values.contains(where: { $0 == nil }) else { return textArray(values.map { $0 ?? "" }) }
+        let quoted = values.map { value in value.map { textArray([$0]).dropFirst().dropLast() }.map(String.init) ?? "NULL" }
+        return "{" + quoted.joined(separator: ",") + "}"
     }
 
     /// Reads back the flat `{"k":"v"}` objects written by `jsonObject` (PostgreSQL's jsonb text form).

@@ -1,6 +1,7 @@
 @testable import ARContract
 import Foundation
 import Testing
+import TestSupport
 
 /// The decoder must never crash or hang, whatever the bytes. Random mutations of the examples
 /// (byte flips, insertions, deletions, splices, duplicated slices) run through `decode`; every
@@ -9,17 +10,7 @@ import Testing
 /// run (default: a short pass that fits in the ordinary test suite).
 @Suite("Decoder fuzzing")
 struct DecoderFuzzTests {
-    /// SplitMix64: small, fast, seedable.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias SeededGenerator = SplitMix
 
     static let interesting: [[UInt8]] = [
         "\"", "{", "}", "[", "]", ",", ":", "\\", "\\u", "\\ud800", "0", "-", "1e999", "null", "true", "\"amount\":1",

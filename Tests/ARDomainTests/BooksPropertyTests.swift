@@ -1,21 +1,7 @@
 import ARDomain
 import PropertyBased
 import Testing
-
-/// SplitMix64, seeded from the property input: one UInt64 reproduces a whole scenario.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
-    mutating func chance(_ percent: Int) -> Bool { int(0...99) < percent }
-    mutating func pick<T>(_ items: [T]) -> T? { items.isEmpty ? nil : items[int(0...(items.count - 1))] }
-}
+import TestSupport
 
 /// Random histories of one customer's books checked step by step against `BooksModel`.
 @Suite struct BooksPropertyTests {

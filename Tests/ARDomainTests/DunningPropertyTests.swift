@@ -1,6 +1,7 @@
 import ARDomain
 import PropertyBased
 import Testing
+import TestSupport
 
 /// Random 120-day histories of one customer (invoices issued, paid in part or in full, refunded,
 /// voided, written off, disputed, promised, pending payments, retries, customer holds, random

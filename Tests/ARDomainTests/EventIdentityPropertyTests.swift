@@ -1,6 +1,7 @@
 import ARDomain
 import PropertyBased
 import Testing
+import TestSupport
 
 /// One event id per fact (issue 14, SPEC section 2): random histories of one customer's books run
 /// through a simulation of the daemon's seam (inbox, held messages released inside the releasing

@@ -1,6 +1,7 @@
 import ARDomain
 import PropertyBased
 import Testing
+import TestSupport
 
 /// Invariants of reconciliation over random books and random bank credits with messy,
 /// colliding and adversarial texts (SPEC section 3):

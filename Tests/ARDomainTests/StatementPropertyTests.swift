@@ -1,6 +1,7 @@
 import ARDomain
 import PropertyBased
 import Testing
+import TestSupport
 
 /// Random histories of one customer's books, booked over random days: every statement cut from
 /// the journal adds up, its running balances follow, its aging sums to its receivable, and it
