@@ -130,8 +130,7 @@ struct MessagePipeline: Sendable {
 
     private func apply(_ verdict: Verdict, delivery: AMQPDelivery, store: Store) throws -> Disposition {
         // Rows kept back for earlier payments are written before anything that may read them.
-        let keepsWritesBack = Self.keepsWritesBack(verdict, store: store)
-        if !keepsWritesBack { try store.flushWriteBehind() }
+        let keepsWritesBack = try Self.prepareWriteBehind(verdict, store: store)
         switch verdict {
         case .rejected(let rejection, let source, let eventID, let type):
             try deadLetter(delivery.body, routingKey: delivery.routingKey, properties: delivery.properties,
@@ -159,12 +158,19 @@ struct MessagePipeline: Sendable {
     }
 
     /// Whether the message's hot writes are kept back and written in bulk with the batch's other
-    /// payments (`WriteBehind`): a `payment.succeeded` whose keys meet no row kept back. Its
-    /// intake reads only rows under those keys.
-    static func keepsWritesBack(_ verdict: Verdict, store: Store) -> Bool {
-        guard case .accepted(let message) = verdict, case .paymentSucceeded(let payment) = message.command else { return false }
-        return !store.writeBehindTouches(customerID: payment.customerID, paymentID: payment.paymentID,
-                                         invoiceIDs: payment.allocations.map(\.invoiceID))
+    /// payments (`WriteBehind`): a `payment.succeeded`, whose intake reads only rows under its
+    /// keys (customer, payment id, named invoices). Rows kept back are written first when the
+    /// message is anything else, or a payment whose keys meet them.
+    static func prepareWriteBehind(_ verdict: Verdict, store: Store) throws(PostgresError) -> Bool {
+        guard case .accepted(let message) = verdict, case .paymentSucceeded(let payment) = message.command else {
+            try store.flushWriteBehind()
+            return false
+        }
+        if store.writeBehindTouches(customerID: payment.customerID, paymentID: payment.paymentID,
+                                    invoiceIDs: payment.allocations.map(\.invoiceID)) {
+            try store.flushWriteBehind()
+        }
+        return true
     }
 
     /// Records the rejection and queues the unchanged body for the dead-letter exchange.
