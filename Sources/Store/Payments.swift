@@ -63,7 +63,10 @@ extension Store {
         for invoiceID in unique { batch.add(Store.lockKeyStatement("invoice", invoiceID)) }
         // Whoever's they are (another customer's is refused): one statement for all of them.
         let namedAt = unique.isEmpty ? nil : batch.add((Store.invoicesByID, [.text(Store.textArray(unique))]))
-        let reads = BooksReads(customerID: customerID, invoiceIDs: unique, openInvoicesIn: currency, applications: [])
+        // The books: the customer's open invoices in the currency, plus the named ones read above
+        // that are the customer's. No standing applications: a payment only adds applications,
+        // it never unwinds one.
+        let reads = BooksReads(customerID: customerID, invoiceIDs: [], openInvoicesIn: currency, applications: [], standingApplications: false)
         let booksAt = batch.add(reads.statements)
         let results = try db.queries(batch.statements)
         var named: [String: (invoice: Invoice, document: InvoiceDocument)] = [:]
@@ -76,7 +79,7 @@ extension Store {
                              existing: results[existingAt].first.map(Store.paymentRecord(from:)),
                              awaited: Store.awaited(results[awaitedAt]),
                              namedInvoices: namedInvoiceIDs.map { named[$0] },
-                             books: reads.books(results[booksAt]))
+                             books: reads.books(results[booksAt], alsoInvoices: named.values.map(\.invoice)))
     }
 
     public func insertPayment(id: String, customerID: String, amount: Money, method: String, receivedAt: Instant,

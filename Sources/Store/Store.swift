@@ -464,9 +464,15 @@ public final class Store {
         /// Applications read before (those of a payment being taken back).
         let applications: [Application]
 
-        init(customerID: String, invoiceIDs wanted: [String], openInvoicesIn currency: Currency?, applications: [Application]) {
+        /// Whether the standing applications on the invoices are read (a decision that unwinds
+        /// applications needs them; one that only adds applications, like a payment, does not).
+        let standingApplications: Bool
+
+        init(customerID: String, invoiceIDs wanted: [String], openInvoicesIn currency: Currency?, applications: [Application],
+             standingApplications: Bool = true) {
             self.customerID = customerID
             self.applications = applications
+            self.standingApplications = standingApplications
             var statements: [(sql: String, parameters: [PostgresValue])] = []
             if !wanted.isEmpty {
                 statements.append(("\(Store.invoiceColumns) FROM invoices WHERE invoice_id = ANY($1::text[]) AND customer_id = $2",
@@ -483,7 +489,7 @@ public final class Store {
                 SELECT lot_id, currency, origin_kind, origin_id, original_minor, remaining_minor, reserved_for_invoice
                 FROM credit_lots WHERE customer_id = $1 AND remaining_minor > 0 ORDER BY lot_id
                 """, [.text(customerID)]))
-            if invoiceStatements > 0 {
+            if invoiceStatements > 0 && standingApplications {
                 statements.append(("""
                     SELECT application_id, invoice_id, currency, origin_kind, origin_id, amount_minor, unwound_minor
                     FROM applications WHERE customer_id = $2 AND unwound_minor < amount_minor AND invoice_id IN (
@@ -495,10 +501,12 @@ public final class Store {
             self.statements = statements
         }
 
-        func books(_ results: ArraySlice<PostgresRows>) -> CustomerBooks {
+        /// `alsoInvoices`: the customer's invoices read by another statement of the same round trip.
+        func books(_ results: ArraySlice<PostgresRows>, alsoInvoices: [Invoice] = []) -> CustomerBooks {
             precondition(results.count == statements.count, "books read \(results.count) results for \(statements.count) statements")
             let first = results.startIndex
             var invoices: [String: Invoice] = [:]
+            for invoice in alsoInvoices where invoice.customerID == customerID { invoices[invoice.id] = invoice }
             for rows in results[first..<first + invoiceStatements] {
                 for invoice in rows.all.map(Store.invoice(from:)) { invoices[invoice.id] = invoice }
             }
@@ -512,7 +520,7 @@ public final class Store {
                                  reservedForInvoice: row.string("reserved_for_invoice"))
             }
             var applications = self.applications
-            if invoiceStatements > 0 {
+            if invoiceStatements > 0 && standingApplications {
                 // Exactly the applications on the invoices loaded (the filter only matters if another
                 // transaction changed an invoice between the two statements, which the customer lock prevents).
                 let standing = results[first + invoiceStatements + 1].all.map(Store.application(from:)).filter { invoices[$0.invoiceID] != nil }
