@@ -34,6 +34,13 @@ extension Store {
 
     static let paymentByID = "SELECT payment_id, customer_id, currency, amount_minor, method, fingerprint FROM payments WHERE payment_id = $1"
 
+    /// One row: the payment stored under the id (all NULL if none) and whether messages wait for it.
+    static let paymentByIDAndAwaited = """
+        SELECT p.payment_id, p.customer_id, p.currency, p.amount_minor, p.method, p.fingerprint,
+               EXISTS (SELECT 1 FROM held_messages WHERE waiting_kind = 'payment' AND waiting_id = $1) AS awaited
+        FROM (VALUES (1)) AS one LEFT JOIN payments p ON p.payment_id = $1
+        """
+
     static func paymentRecord(from row: PostgresRow) -> PaymentRecord {
         guard let currency = Currency(code: row.requiredString("currency")) else { preconditionFailure("payment currency unreadable") }
         return PaymentRecord(paymentID: row.requiredString("payment_id"), customerID: row.requiredString("customer_id"),
@@ -56,11 +63,11 @@ extension Store {
         let claimAt = claim.map { batch.add(Store.inboxClaimStatement($0)) }
         batch.add(Store.lockKeyStatement("customer", customerID))
         let customerAt = batch.add((Store.customerForUpdate, [.text(customerID)]))
-        batch.add(Store.lockKeyStatement("payment", paymentID))
-        let existingAt = batch.add((Store.paymentByID, [.text(paymentID)]))
-        let awaitedAt = batch.add(Store.awaitedStatement("payment", paymentID))
         let unique = Array(Set(namedInvoiceIDs)).sorted()
-        for invoiceID in unique { batch.add(Store.lockKeyStatement("invoice", invoiceID)) }
+        // The payment's lock, then the named invoices' in key order, in one statement; then the
+        // stored payment and whether anything waits for it, in one.
+        batch.add(Store.lockKeysStatement([("payment", paymentID)] + unique.map { ("invoice", $0) }))
+        let existingAt = batch.add((Store.paymentByIDAndAwaited, [.text(paymentID)]))
         // Whoever's they are (another customer's is refused): one statement for all of them.
         let namedAt = unique.isEmpty ? nil : batch.add((Store.invoicesByID, [.text(Store.textArray(unique))]))
         // The books: the customer's open invoices in the currency, plus the named ones read above
@@ -76,8 +83,8 @@ extension Store {
         }
         return PaymentIntake(claimed: Store.claimed(results, at: claimAt),
                              customerExists: !results[customerAt].isEmpty,
-                             existing: results[existingAt].first.map(Store.paymentRecord(from:)),
-                             awaited: Store.awaited(results[awaitedAt]),
+                             existing: results[existingAt].first.flatMap { $0.string("payment_id") == nil ? nil : Store.paymentRecord(from: $0) },
+                             awaited: Store.awaited(results[existingAt]),
                              namedInvoices: namedInvoiceIDs.map { named[$0] },
                              books: reads.books(results[booksAt], alsoInvoices: named.values.map(\.invoice)))
     }

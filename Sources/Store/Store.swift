@@ -324,6 +324,15 @@ public final class Store {
         ("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [.text(kind + ":" + id)])
     }
 
+    /// Several keys' locks in one statement, taken in the order given (unnest yields the array
+    /// in order, and each row's lock is taken as the row is produced).
+    static func lockKeysStatement(_ keys: [(kind: String, id: String)]) -> (sql: String, parameters: [PostgresValue]) {
+        precondition(!keys.isEmpty, "no keys to lock")
+        guard keys.count > 1 else { return lockKeyStatement(keys[0].kind, keys[0].id) }
+        return ("SELECT pg_advisory_xact_lock(hashtextextended(key, 0)) FROM unnest($1::text[]) AS key",
+                [.text(Store.textArray(keys.map { $0.kind + ":" + $0.id }))])
+    }
+
     public func customerExists(_ customerID: String) throws(PostgresError) -> Bool {
         !(try db.query("SELECT 1 AS found FROM customers WHERE customer_id = $1", [.text(customerID)])).isEmpty
     }
