@@ -39,6 +39,9 @@ public struct EndToEndBenchmark {
         /// Applying started → `payment.confirmed` observed: the rest of the batch, its commit,
         /// the outbox publisher and the broker.
         public let afterApplied: LatencySummary
+        /// p99 of the payments published in each second of the phase (ms): where in time the
+        /// tail is (a steady tail is load, a spike is an event: a checkpoint, autovacuum, a GC).
+        public let p99BySecond: [Double]
         /// Resident memory of the instances (sum, KiB): at the start, at the end, and the highest.
         public let residentStartKiB: Int
         public let residentEndKiB: Int
@@ -234,6 +237,7 @@ public struct EndToEndBenchmark {
                                published: published, confirmed: stats.count, otherMessages: others,
                                latency: LatencySummary(stats.latencies), untilApplied: LatencySummary(stats.untilApplied),
                                afterApplied: LatencySummary(stats.afterApplied),
+                               p99BySecond: LatencySummary.bySecond(stats.latencies, publishedAt: stats.publishedAt, from: started),
                                residentStartKiB: before.resident, residentEndKiB: after.resident, residentMaxKiB: max(residentMax, after.resident),
                                residentSamplesKiB: residentSamples,
                                cpuMillisecondsPerThousand: stats.count > 0 ? cpuMilliseconds / Double(stats.count) * 1000 : 0,
@@ -245,6 +249,8 @@ public struct EndToEndBenchmark {
                 + "\(Int(result.confirmedPerSecond))/s, p50 \(result.latency.p50) ms, p99 \(result.latency.p99) ms, p99.9 \(result.latency.p999) ms, "
                 + "(publish → applying p50/p99 \(result.untilApplied.p50)/\(result.untilApplied.p99) ms, applying → observed \(result.afterApplied.p50)/\(result.afterApplied.p99) ms), "
                 + "RSS \(result.residentStartKiB / 1024)→\(result.residentWarmKiB / 1024)→\(result.residentEndKiB / 1024) MiB (start, warm, end)")
+            log("\(instances) instance(s), \(rate > 0 ? "\(rate)/s offered" : "unpaced"): p99 ms of each second's payments: "
+                + result.p99BySecond.map { String(Int($0.rounded())) }.joined(separator: " "))
         }
         // Stop (drain: the outbox is published before exit), then check the books.
         cluster.stop(children)
@@ -330,6 +336,17 @@ public struct LatencySummary: Sendable {
     public let p99: Double
     public let p999: Double
     public let maximum: Double
+
+    /// The p99 (ms) of each whole second after `start`, by publish time.
+    static func bySecond(_ latencies: [Int64], publishedAt: [Int64], from start: Int64) -> [Double] {
+        var seconds: [[Int64]] = []
+        for (latency, published) in zip(latencies, publishedAt) where published >= start {
+            let second = Int((published - start) / 1_000_000_000)
+            while seconds.count <= second { seconds.append([]) }
+            seconds[second].append(latency)
+        }
+        return seconds.map { LatencySummary($0).p99 }
+    }
 
     init(_ nanoseconds: [Int64]) {
         let sorted = nanoseconds.sorted()
@@ -508,6 +525,8 @@ final class ConfirmationObserver: Sendable {
     struct Statistics: Sendable {
         var count = 0
         var latencies: [Int64] = []
+        /// When each of `latencies` was published (monotonic ns), in the same order.
+        var publishedAt: [Int64] = []
         /// The split at the event's `time` (wall clock, microseconds; both ends on this machine).
         var untilApplied: [Int64] = []
         var afterApplied: [Int64] = []
@@ -576,6 +595,7 @@ final class ConfirmationObserver: Sendable {
                     for item in pending {
                         phases[item.phase, default: Statistics()].count += 1
                         phases[item.phase, default: Statistics()].latencies.append(item.latency)
+                        phases[item.phase, default: Statistics()].publishedAt.append(item.published)
                         if let applied = item.applied {
                             phases[item.phase, default: Statistics()].untilApplied.append(applied - item.published)
                             phases[item.phase, default: Statistics()].afterApplied.append(item.arrival - applied)

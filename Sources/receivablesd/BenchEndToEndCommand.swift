@@ -108,6 +108,7 @@ struct BenchEndToEndCommand: AsyncParsableCommand {
                     ("offered_per_second", number(p.offeredPerSecond)), ("seconds", number(p.seconds)), ("published", number(p.published)),
                     ("confirmed", number(p.confirmed)), ("other_messages", number(p.otherMessages)),
                     ("confirmed_per_second", number(Int(p.confirmedPerSecond))), ("latency", latency(p.latency)), ("latency_until_applied", latency(p.untilApplied)), ("latency_after_applied", latency(p.afterApplied)),
+                    ("p99_ms_by_second", .array(p.p99BySecond.map { number($0) })),
                     ("postgres_cpu_ms_per_thousand", p.postgresCPUPerThousand.map { number(Int($0)) } ?? .null),
                     ("broker_cpu_ms_per_thousand", p.brokerCPUPerThousand.map { number(Int($0)) } ?? .null),
                     ("load_generator_cpu_ms_per_thousand", p.generatorCPUPerThousand.map { number(Int($0)) } ?? .null),

@@ -54,4 +54,18 @@ import Testing
         #expect(empty.samples == 0 && empty.p99 == 0)
         #expect(LatencySummary([1_234_567]).p50 == 1.23)
     }
+
+    @Test func theTailIsLocatedByPublishSecond() {
+        let start: Int64 = 5_000_000_000
+        // Second 0: 100 payments of 2 ms; second 1: none; second 2: 99 of 3 ms and one of 90 ms.
+        var latencies: [Int64] = []
+        var published: [Int64] = []
+        for i in 0..<100 { latencies.append(2_000_000); published.append(start + Int64(i) * 9_000_000) }
+        for i in 0..<100 { latencies.append(i == 42 ? 90_000_000 : 3_000_000); published.append(start + 2_000_000_000 + Int64(i) * 9_000_000) }
+        latencies.append(500_000_000); published.append(start - 1)  // before the phase: not counted
+        let bySecond = LatencySummary.bySecond(latencies, publishedAt: published, from: start)
+        #expect(bySecond == [2, 0, 3])
+        let withSpike = LatencySummary.bySecond(latencies.map { $0 == 3_000_000 ? 90_000_000 : $0 }, publishedAt: published, from: start)
+        #expect(withSpike == [2, 0, 90])
+    }
 }
