@@ -377,6 +377,7 @@ final class IntakeRouter: @unchecked Sendable {
         if let store, store.db.isConnected { return store }
         if store != nil { dropConnections() }  // the session died: so did the lock
         let fresh = try health.openLockingSession(configuration.database)
+        try fresh.useGenericPlans()
         store = fresh
         return fresh
     }

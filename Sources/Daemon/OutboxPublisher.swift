@@ -68,6 +68,7 @@ final class OutboxPublisher: @unchecked Sendable {
         let connection = try PostgresConnection(configuration.database)
         let store = Store(connection)
         try store.listenForOutbox()
+        try store.useGenericPlans()
         database = store
         health.set(database: true)
         return store
